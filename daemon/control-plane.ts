@@ -1,0 +1,86 @@
+/**
+ * The control plane as the API sees it. Single-node today (a local command
+ * log); the cluster issue puts the same commands on Raft behind this same
+ * interface. Every method throws PlinthError with a stable code.
+ */
+export type VolumeState = 'healthy' | 'degraded' | 'faulted';
+
+export interface VolumeView {
+  readonly id: string;
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly replicaCount: number;
+  readonly createdAt: string;
+  /** Node that owns (serves) the volume, or null when detached. */
+  readonly attachedTo: string | null;
+  readonly generation: number;
+  readonly state: VolumeState;
+  /** Bytes of pool space the volume's extents use (thin provisioning). */
+  readonly allocatedBytes: number;
+  readonly replicas: readonly ReplicaView[];
+  /** Live protocol connections on the owner. */
+  readonly connections: number;
+}
+
+export interface ReplicaView {
+  readonly nodeId: string;
+  readonly state: 'in-sync' | 'rebuilding' | 'faulted';
+}
+
+export interface DiskView {
+  readonly id: string;
+  readonly path: string;
+  readonly kind: 'file' | 'block';
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+  readonly extentSizeBytes: number;
+}
+
+export interface NodeView {
+  readonly id: string;
+  readonly state: 'up' | 'down';
+  readonly leader: boolean;
+  readonly addresses: { readonly api: string; readonly peer: string; readonly nbd: string; readonly iscsi: string };
+  readonly disks: readonly DiskView[];
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+}
+
+export interface ClusterView {
+  readonly clusterId: string;
+  readonly leaderId: string | null;
+  readonly nodeCount: number;
+  readonly volumeCount: number;
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+  readonly version: string;
+}
+
+export interface CreateVolumeRequest {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly replicaCount?: number;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reasons: readonly string[];
+}
+
+export interface ControlPlane {
+  cluster(): Promise<ClusterView>;
+  nodes(): Promise<NodeView[]>;
+  listVolumes(): Promise<VolumeView[]>;
+  /** Throws VOLUME_NOT_FOUND. */
+  getVolume(name: string): Promise<VolumeView>;
+  /** Throws INVALID_NAME, INVALID_SIZE, VOLUME_EXISTS, NO_SPACE (replicas unplaceable). */
+  createVolume(request: CreateVolumeRequest): Promise<VolumeView>;
+  /** Grow only; throws INVALID_SIZE when shrinking. */
+  resizeVolume(name: string, sizeBytes: number): Promise<VolumeView>;
+  /** Throws VOLUME_ATTACHED while attached. */
+  deleteVolume(name: string): Promise<void>;
+  attachVolume(name: string, nodeId: string, options?: { readonly force?: boolean }): Promise<VolumeView>;
+  /** Refused with VOLUME_ATTACHED while clients are connected, unless forced (which disconnects them). */
+  detachVolume(name: string, options?: { readonly force?: boolean }): Promise<VolumeView>;
+  readiness(): Readiness;
+}
