@@ -31,7 +31,27 @@ export type PlinthErrorCode =
   | 'NOT_LEADER'
   | 'TIMEOUT'
   | 'FENCED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // consensus transport: a peer sent a malformed or oversized frame
+  | 'BAD_FRAME'
+  // REST API edge (api/): request-level failures that never reach the control plane
+  | 'INVALID_JSON'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'BODY_TOO_LARGE'
+  | 'NOT_FOUND'
+  // raft core (consensus/raft): proposal refused by the leader's limits or rules
+  | 'RAFT_PROPOSAL_DROPPED'
+  | 'RAFT_CONF_CHANGE_PENDING'
+  | 'RAFT_TRANSFER_IN_PROGRESS'
+  | 'RAFT_LEARNER_BEHIND'
+  | 'RAFT_SNAPSHOT_INVALID'
+  // wire protocol codecs (blockdev/nbd, blockdev/iscsi): malformed, oversized
+  // or unexpected message from a client; `details.reason` says which
+  | 'PROTOCOL_ERROR'
+  // daemon: a bounded queue (command log, per-volume connections) is full; retry later
+  | 'BUSY'
+  // pool metadata (blockdev/pool): an entry in the pool's level store is unreadable or inconsistent
+  | 'METADATA_CORRUPT';
 
 export class PlinthError extends Error {
   readonly code: PlinthErrorCode;

@@ -1,2 +1,83 @@
 #!/usr/bin/env node
-console.log("hello plinthd");
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { isPlinthError, toError } from '../../common/plinth-error.js';
+import { resolveConfig } from '../config/resolve-config.js';
+import { createLogger } from '../logging/create-logger.js';
+import { startDaemon, type RunningDaemon } from '../main.js';
+import { readDaemonVersion } from '../version.js';
+
+const USAGE = `Usage: plinthd [--config FILE] [--data-dir DIR] [--node-id ID] [--api H:P] [--peer H:P]
+               [--nbd H:P] [--iscsi H:P] [--disk PATH[:SIZE]]... [--join H:P]
+               [--log-level LEVEL] [--extent-size SIZE]
+
+Every flag is also a key of the YAML config file (data-dir: /var/lib/plinth)
+and an environment variable (PLINTH_DATA_DIR); flags win over the
+environment, which wins over the file. See systemd/plinth.yaml.
+`;
+
+/**
+ * The process shell around startDaemon: config, exit codes and signals.
+ * Exit 0 after a clean SIGTERM/SIGINT stop; exit 1 on a fatal start-up error
+ * (one clear line on stderr) or when a second signal forces the exit.
+ */
+async function main(): Promise<void> {
+  const version = readDaemonVersion();
+  const outcome = resolveConfig({
+    argv: process.argv.slice(2),
+    env: process.env,
+    readConfigFile: (path) => readFileSync(path, 'utf8'),
+  });
+  if (isPlinthError(outcome)) return fail(outcome);
+  if (outcome.action === 'help') return void process.stdout.write(USAGE);
+  if (outcome.action === 'version') return void process.stdout.write(`plinthd ${version}\n`);
+  const logger = createLogger(outcome.config.logLevel);
+  const shutdown = new AbortController();
+  let signals = 0;
+  let daemon: RunningDaemon | null = null;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: forcing exit');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'stopping');
+    shutdown.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    daemon = await startDaemon({ config: outcome.config, version }, { logger });
+  } catch (err) {
+    return fail(err, logger);
+  }
+  if (!shutdown.signal.aborted) await new Promise((resolve) => shutdown.signal.addEventListener('abort', resolve, { once: true }));
+  await stop(daemon, logger);
+}
+
+async function stop(daemon: RunningDaemon, logger: Logger): Promise<void> {
+  try {
+    await daemon.close();
+  } catch (err) {
+    logger.error({ err }, 'plinthd stopped with errors');
+    process.exitCode = 1;
+    return;
+  }
+  logger.info('plinthd stopped');
+  process.exitCode = 0;
+}
+
+function fail(err: unknown, logger?: Logger): never {
+  const error = toError(err);
+  logger?.fatal({ err: error }, 'plinthd cannot start');
+  const code = isPlinthError(error) ? ` (${error.code})` : '';
+  process.stderr.write(`plinthd: ${error.message}${code}\n`);
+  // startDaemon already closed whatever it had opened; stderr and pino's
+  // stdout destination write synchronously, so nothing is lost by exiting now.
+  process.exit(1);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`plinthd: ${toError(err).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,94 @@
+import Fastify, {
+  type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { PlinthError } from '../common/plinth-error.js';
+import type { ControlPlane } from '../daemon/control-plane.js';
+import { BearerAuth } from './bearer-auth.js';
+import { installErrorHandling, toPlinthError } from './error-handling.js';
+import { errorBody, httpStatusForCode } from './http-errors.js';
+import { registerOpenApi } from './openapi.js';
+import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
+import { registerClusterRoutes } from './routes/cluster-routes.js';
+import { registerProbeRoutes } from './routes/probe-routes.js';
+import { registerVolumeRoutes } from './routes/volume-routes.js';
+import { sharedSchemas } from './schemas/view-schemas.js';
+
+export interface ApiAppOptions {
+  /** Bearer token every /v1 request must carry (contents of <data-dir>/api-token). */
+  readonly token: string;
+  /** Daemon version, shown in the OpenAPI document. */
+  readonly version: string;
+  readonly logger: Logger;
+  /** Largest accepted request body; control requests are tiny. */
+  readonly bodyLimitBytes?: number;
+  /** Longest a client may take to send one whole request (slow-loris guard). */
+  readonly requestTimeoutMs?: number;
+}
+
+export interface ApiAppModules {
+  readonly control: ControlPlane;
+  readonly metrics: Registry;
+}
+
+export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Builds the REST API without listening: the daemon calls `listen`, tests
+ * use `inject()`. Routes and the error table follow ARCHITECTURE.md "REST".
+ */
+export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules): Promise<FastifyInstance> {
+  const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const auth = new BearerAuth(options.token);
+  // pino's Logger is a FastifyBaseLogger; widening keeps the public type plain FastifyInstance.
+  const logger: FastifyBaseLogger = options.logger;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger,
+    bodyLimit: bodyLimitBytes,
+    requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    genReqId: requestIdFor,
+    ajv: {
+      // Closed bodies must refuse unknown properties, not strip them, and a
+      // string "3" is not the integer 3.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false },
+    },
+    // Errors the router raises before any route matches (malformed URL encoding).
+    frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, bodyLimitBytes),
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+  // The API speaks JSON only; without this, text/plain bodies would reach schema validation.
+  app.removeContentTypeParser('text/plain');
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  installErrorHandling(app, bodyLimitBytes);
+  await registerOpenApi(app, options.version);
+
+  registerProbeRoutes(app, modules.control, modules.metrics);
+  // Every /v1 route lives in this scope so none can be added without the auth hook.
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', async (request) => auth.check(request));
+    registerClusterRoutes(v1, modules.control);
+    registerVolumeRoutes(v1, modules.control);
+  });
+  await app.ready();
+  return app;
+}
+
+function answerFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  bodyLimitBytes: number,
+): void {
+  const translated = toPlinthError(error, bodyLimitBytes);
+  const plinthError = translated.code === 'INTERNAL'
+    ? new PlinthError('INVALID_ARGUMENT', `malformed request: ${error.message}`)
+    : translated;
+  reply.code(httpStatusForCode(plinthError.code));
+  reply.header(REQUEST_ID_HEADER, request.id);
+  void reply.send(errorBody(plinthError.code, plinthError.message, plinthError.details));
+}

@@ -1,0 +1,103 @@
+import { parseArgs } from 'node:util';
+import { CliUsageError } from './cli-usage-error.js';
+
+/**
+ * `plinth [--api URL] [--token T | --data-dir DIR] [--json] <noun> <verb> [args]`.
+ * Global and command options are parsed together (they may appear anywhere);
+ * the dispatcher refuses command options a command does not take.
+ */
+export interface GlobalOptions {
+  readonly api?: string;
+  readonly token?: string;
+  readonly dataDir?: string;
+  readonly json: boolean;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export type CommandOptionName = 'size' | 'replicas' | 'node' | 'force';
+
+export interface CommandOptions {
+  readonly size?: string;
+  readonly replicas?: string;
+  readonly node?: string;
+  readonly force: boolean;
+}
+
+export interface ParsedCommandLine {
+  readonly global: GlobalOptions;
+  readonly options: CommandOptions;
+  /** Command options present on the line, to refuse ones a command does not take. */
+  readonly givenOptions: readonly CommandOptionName[];
+  /** noun, verb, then the command's own arguments. */
+  readonly positionals: readonly string[];
+}
+
+/** A sanity bound: no command takes more than a handful of words. */
+const MAX_POSITIONALS = 16;
+
+const OPTION_SPEC = {
+  api: { type: 'string' },
+  token: { type: 'string' },
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', default: false },
+  size: { type: 'string' },
+  replicas: { type: 'string' },
+  node: { type: 'string' },
+  force: { type: 'boolean', default: false },
+} as const;
+
+export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
+  const { values, positionals } = parseStrict(argv);
+  if (values.token !== undefined && values['data-dir'] !== undefined) {
+    throw new CliUsageError('give either --token or --data-dir, not both');
+  }
+  if (positionals.length > MAX_POSITIONALS) throw new CliUsageError('too many arguments');
+  const givenOptions: CommandOptionName[] = [];
+  if (values.size !== undefined) givenOptions.push('size');
+  if (values.replicas !== undefined) givenOptions.push('replicas');
+  if (values.node !== undefined) givenOptions.push('node');
+  if (values.force) givenOptions.push('force');
+  return {
+    global: {
+      ...(values.api === undefined ? {} : { api: values.api }),
+      ...(values.token === undefined ? {} : { token: values.token }),
+      ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+      json: values.json,
+      help: values.help,
+      version: values.version,
+    },
+    options: {
+      ...(values.size === undefined ? {} : { size: values.size }),
+      ...(values.replicas === undefined ? {} : { replicas: values.replicas }),
+      ...(values.node === undefined ? {} : { node: values.node }),
+      force: values.force,
+    },
+    givenOptions,
+    positionals,
+  };
+}
+
+function parseStrict(argv: readonly string[]): ReturnType<typeof parseWithSpec> {
+  try {
+    return parseWithSpec(argv);
+  } catch (err: unknown) {
+    // node:util throws TypeError with ERR_PARSE_ARGS_* codes; its message names the option.
+    const message = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
+    throw new CliUsageError(message, { cause: err });
+  }
+}
+
+function parseWithSpec(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: OPTION_SPEC, allowPositionals: true, strict: true });
+}
+
+/** `--replicas N`: a positive decimal integer; the daemon enforces the range. */
+export function parseReplicaCount(text: string): number {
+  if (!/^\d{1,3}$/.test(text)) {
+    throw new CliUsageError(`--replicas must be a whole number, got "${text}"`);
+  }
+  return Number(text);
+}

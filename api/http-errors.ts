@@ -1,0 +1,44 @@
+import type { PlinthErrorCode } from '../common/plinth-error.js';
+
+/**
+ * The one table PlinthError code → HTTP status of the REST boundary
+ * (STYLE.md habit 6). Codes not listed are server faults: 500, and logged.
+ */
+const HTTP_STATUS_BY_CODE: Readonly<Partial<Record<PlinthErrorCode, number>>> = {
+  INVALID_NAME: 400,
+  INVALID_SIZE: 400,
+  INVALID_ARGUMENT: 400,
+  CONFIG_INVALID: 400,
+  TOO_LARGE: 400,
+  INVALID_JSON: 400,
+  UNAUTHORIZED: 401,
+  VOLUME_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  VOLUME_EXISTS: 409,
+  VOLUME_ATTACHED: 409,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NO_SPACE: 507,
+  NOT_LEADER: 503,
+  SHUTTING_DOWN: 503,
+  TIMEOUT: 504,
+};
+
+export const INTERNAL_SERVER_ERROR = 500;
+
+export function httpStatusForCode(code: PlinthErrorCode): number {
+  return HTTP_STATUS_BY_CODE[code] ?? INTERNAL_SERVER_ERROR;
+}
+
+export interface ErrorBody {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly details?: Readonly<Record<string, unknown>>;
+  };
+}
+
+export function errorBody(code: string, message: string, details?: Readonly<Record<string, unknown>>): ErrorBody {
+  const hasDetails = details !== undefined && Object.keys(details).length > 0;
+  return { error: hasDetails ? { code, message, details } : { code, message } };
+}

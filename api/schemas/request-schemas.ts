@@ -1,0 +1,106 @@
+/**
+ * JSON schemas of what clients send, with the matching TypeScript types.
+ * Bodies are closed (`additionalProperties: false`) so a typo such as
+ * `{"replica": 3}` is refused instead of silently ignored; the app turns
+ * Ajv's `removeAdditional` off for the same reason (see build-api-app.ts).
+ */
+
+/**
+ * Volume names: 1-63 lowercase letters, digits, '.' and '-', starting and
+ * ending with a letter or digit. The name is the NBD export name and the tail
+ * of the iSCSI IQN `iqn.2026-11.io.plinth:<volume>` (RFC 3720 §3.2.6.2 allows
+ * only lowercase, digits, '-', '.', ':'), and '@' is reserved for
+ * `volume@snapshot` exports, so the rule is the intersection of both.
+ */
+export const VOLUME_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$';
+export const VOLUME_NAME_MAX_LENGTH = 63;
+export const VOLUME_NAME_RULE =
+  "1-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit";
+
+/** Longest size string accepted ("1073741824", "10GiB", "1.5TiB" are far shorter). */
+const SIZE_STRING_MAX_LENGTH = 32;
+export const MAX_REPLICAS = 5;
+
+export const volumeNameSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: VOLUME_NAME_MAX_LENGTH,
+  pattern: VOLUME_NAME_PATTERN,
+  description: `volume name: ${VOLUME_NAME_RULE}`,
+} as const;
+
+export const sizeSchema = {
+  description: 'integer bytes, or a string with a binary unit such as "512MiB", "10GiB", "2TiB"',
+  oneOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', minLength: 1, maxLength: SIZE_STRING_MAX_LENGTH },
+  ],
+} as const;
+
+export type SizeInput = number | string;
+
+export const volumeNameParamsSchema = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: volumeNameSchema },
+} as const;
+
+export interface VolumeNameParams {
+  readonly name: string;
+}
+
+export const createVolumeBodySchema = {
+  type: 'object',
+  required: ['name', 'size'],
+  additionalProperties: false,
+  properties: {
+    name: volumeNameSchema,
+    size: sizeSchema,
+    replicas: { type: 'integer', minimum: 1, maximum: MAX_REPLICAS, description: 'replica count (default: the daemon\'s)' },
+  },
+} as const;
+
+export interface CreateVolumeBody {
+  readonly name: string;
+  readonly size: SizeInput;
+  readonly replicas?: number;
+}
+
+export const resizeVolumeBodySchema = {
+  type: 'object',
+  required: ['size'],
+  additionalProperties: false,
+  properties: { size: sizeSchema },
+} as const;
+
+export interface ResizeVolumeBody {
+  readonly size: SizeInput;
+}
+
+export const attachVolumeBodySchema = {
+  type: 'object',
+  required: ['node'],
+  additionalProperties: false,
+  properties: {
+    node: { type: 'string', minLength: 1, maxLength: 128, description: 'id of the node that will serve the volume' },
+    force: { type: 'boolean', description: 'take the volume over even if attached elsewhere' },
+  },
+} as const;
+
+export interface AttachVolumeBody {
+  readonly node: string;
+  readonly force?: boolean;
+}
+
+export const detachVolumeBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    force: { type: 'boolean', description: 'disconnect live NBD/iSCSI clients' },
+  },
+} as const;
+
+export interface DetachVolumeBody {
+  readonly force?: boolean;
+}

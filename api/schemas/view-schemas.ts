@@ -1,0 +1,142 @@
+/**
+ * JSON schemas of the views the REST API returns (daemon/control-plane.ts).
+ * Registered once with `app.addSchema` and referenced as `{ $ref: 'VolumeView#' }`
+ * so the serializer (fast-json-stringify) and the OpenAPI document share one
+ * definition. Keep them field-for-field in step with the TypeScript interfaces:
+ * the serializer drops any property a schema does not list.
+ */
+
+export const replicaViewSchema = {
+  $id: 'ReplicaView',
+  type: 'object',
+  required: ['nodeId', 'state'],
+  properties: {
+    nodeId: { type: 'string' },
+    state: { type: 'string', enum: ['in-sync', 'rebuilding', 'faulted'] },
+  },
+} as const;
+
+export const volumeViewSchema = {
+  $id: 'VolumeView',
+  type: 'object',
+  required: [
+    'id', 'name', 'sizeBytes', 'replicaCount', 'createdAt', 'attachedTo',
+    'generation', 'state', 'allocatedBytes', 'replicas', 'connections',
+  ],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    sizeBytes: { type: 'integer', minimum: 0 },
+    replicaCount: { type: 'integer', minimum: 1 },
+    createdAt: { type: 'string', format: 'date-time' },
+    attachedTo: { type: 'string', nullable: true, description: 'node serving the volume; null when detached' },
+    generation: { type: 'integer', minimum: 0 },
+    state: { type: 'string', enum: ['healthy', 'degraded', 'faulted'] },
+    allocatedBytes: { type: 'integer', minimum: 0, description: 'pool space used (thin provisioning)' },
+    replicas: { type: 'array', items: { $ref: 'ReplicaView#' } },
+    connections: { type: 'integer', minimum: 0, description: 'live NBD/iSCSI connections on the owner' },
+  },
+} as const;
+
+export const diskViewSchema = {
+  $id: 'DiskView',
+  type: 'object',
+  required: ['id', 'path', 'kind', 'capacityBytes', 'usedBytes', 'extentSizeBytes'],
+  properties: {
+    id: { type: 'string' },
+    path: { type: 'string' },
+    kind: { type: 'string', enum: ['file', 'block'] },
+    capacityBytes: { type: 'integer', minimum: 0 },
+    usedBytes: { type: 'integer', minimum: 0 },
+    extentSizeBytes: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const nodeViewSchema = {
+  $id: 'NodeView',
+  type: 'object',
+  required: ['id', 'state', 'leader', 'addresses', 'disks', 'capacityBytes', 'usedBytes'],
+  properties: {
+    id: { type: 'string' },
+    state: { type: 'string', enum: ['up', 'down'] },
+    leader: { type: 'boolean' },
+    addresses: {
+      type: 'object',
+      required: ['api', 'peer', 'nbd', 'iscsi'],
+      properties: {
+        api: { type: 'string' },
+        peer: { type: 'string' },
+        nbd: { type: 'string' },
+        iscsi: { type: 'string' },
+      },
+    },
+    disks: { type: 'array', items: { $ref: 'DiskView#' } },
+    capacityBytes: { type: 'integer', minimum: 0 },
+    usedBytes: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const clusterViewSchema = {
+  $id: 'ClusterView',
+  type: 'object',
+  required: ['clusterId', 'leaderId', 'nodeCount', 'volumeCount', 'capacityBytes', 'usedBytes', 'version'],
+  properties: {
+    clusterId: { type: 'string' },
+    leaderId: { type: 'string', nullable: true },
+    nodeCount: { type: 'integer', minimum: 0 },
+    volumeCount: { type: 'integer', minimum: 0 },
+    capacityBytes: { type: 'integer', minimum: 0 },
+    usedBytes: { type: 'integer', minimum: 0 },
+    version: { type: 'string' },
+  },
+} as const;
+
+export const readinessSchema = {
+  $id: 'Readiness',
+  type: 'object',
+  required: ['ready', 'reasons'],
+  properties: {
+    ready: { type: 'boolean' },
+    reasons: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+/** The one error shape of the API: {"error": {"code", "message", "details"?}}. */
+export const errorBodySchema = {
+  $id: 'ErrorBody',
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', description: 'stable PlinthError code, e.g. VOLUME_NOT_FOUND' },
+        message: { type: 'string' },
+        details: { type: 'object', additionalProperties: true },
+      },
+    },
+  },
+} as const;
+
+/** In dependency order: a schema's $refs are registered before it. */
+export const sharedSchemas = [
+  replicaViewSchema,
+  volumeViewSchema,
+  diskViewSchema,
+  nodeViewSchema,
+  clusterViewSchema,
+  readinessSchema,
+  errorBodySchema,
+] as const;
+
+export const errorRef = { $ref: 'ErrorBody#' } as const;
+
+/** Error responses every authenticated /v1 route can give, for the OpenAPI document. */
+export const commonErrorResponses = {
+  400: errorRef,
+  401: errorRef,
+  500: errorRef,
+  503: errorRef,
+  504: errorRef,
+} as const;

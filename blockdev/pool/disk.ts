@@ -1,0 +1,191 @@
+import fs from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { PlinthError } from '../../common/plinth-error.js';
+import { CoalescedTask } from './coalesced-task.js';
+import { toDiskError } from './disk-errors.js';
+import { closeFile, fdatasync, fstatBig, ftruncate, openFile, readFully, writeFully } from './fs-callbacks.js';
+
+/**
+ * One pool disk: an open file descriptor on a raw block device or a plain
+ * file, with full-length positional I/O, a dirty flag, and a coalesced
+ * fdatasync (one in flight per disk; callers that arrive meanwhile share
+ * the next one).
+ */
+export type DiskKind = 'file' | 'block';
+
+export interface OpenDiskOptions {
+  readonly path: string;
+  /** Size for a new (or empty) file disk; checked against nothing for existing disks. */
+  readonly sizeBytes?: number;
+  /** False when the path is a recorded pool disk: a missing one must not be recreated empty. */
+  readonly mayCreate: boolean;
+}
+
+export class Disk {
+  readonly path: string;
+  readonly kind: DiskKind;
+  readonly sizeBytes: number;
+  /** True when this open created the file (or found it empty) and sized it sparse: every byte reads zero. */
+  readonly createdSparse: boolean;
+  /** Set when a write completes; cleared when a sync starts. */
+  dirty = false;
+  readonly #fd: number;
+  readonly #sync: CoalescedTask;
+  #closed = false;
+
+  constructor(fields: { path: string; kind: DiskKind; sizeBytes: number; createdSparse: boolean; fd: number }) {
+    this.path = fields.path;
+    this.kind = fields.kind;
+    this.sizeBytes = fields.sizeBytes;
+    this.createdSparse = fields.createdSparse;
+    this.#fd = fields.fd;
+    this.#sync = new CoalescedTask(() => this.#fdatasync());
+  }
+
+  /** Read exactly `lengthBytes` at `position` into `target[targetOffset..]`. */
+  async read(target: Buffer, targetOffset: number, lengthBytes: number, position: number): Promise<void> {
+    let bytesRead: number;
+    try {
+      bytesRead = await readFully(this.#fd, target, targetOffset, lengthBytes, position);
+    } catch (err) {
+      throw toDiskError(err, { path: this.path, operation: 'read', position, lengthBytes });
+    }
+    if (bytesRead !== lengthBytes) {
+      throw new PlinthError('IO_ERROR', `disk ${this.path}: short read at ${position} (${bytesRead} of ${lengthBytes} bytes)`, {
+        path: this.path,
+        position,
+        lengthBytes,
+        bytesRead,
+      });
+    }
+  }
+
+  async write(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): Promise<void> {
+    try {
+      await writeFully(this.#fd, source, sourceOffset, lengthBytes, position);
+    } catch (err) {
+      throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
+    }
+    this.dirty = true;
+  }
+
+  /** Make every write completed before this call durable. */
+  sync(): Promise<void> {
+    return this.#sync.run();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
+    try {
+      await closeFile(this.#fd);
+    } catch (err) {
+      throw toDiskError(err, { path: this.path, operation: 'close' });
+    }
+  }
+
+  async #fdatasync(): Promise<void> {
+    // Clear before syncing: a write completing during the sync sets it again
+    // and is picked up by the next flush (it was not covered by this one).
+    this.dirty = false;
+    try {
+      await fdatasync(this.#fd);
+    } catch (err) {
+      this.dirty = true;
+      throw toDiskError(err, { path: this.path, operation: 'fdatasync' });
+    }
+  }
+}
+
+/** Open (or create sparse) the disk at `options.path` and learn its size. */
+export async function openDisk(options: OpenDiskOptions, logger: Logger): Promise<Disk> {
+  const { path } = options;
+  let fd: number;
+  let created = false;
+  try {
+    // O_EXCL without O_CREAT claims a block device exclusively (EBUSY if
+    // mounted or in use, open(2)); Linux ignores it for regular files.
+    fd = await openFile(path, fs.constants.O_RDWR | fs.constants.O_EXCL);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw toDiskError(err, { path, operation: 'open' });
+    }
+    if (!options.mayCreate) {
+      throw new PlinthError('DISK_MISSING', `pool disk ${path} is recorded in the pool but does not exist`, { path });
+    }
+    if (options.sizeBytes === undefined) {
+      throw new PlinthError('INVALID_ARGUMENT', `disk ${path} does not exist; give a size (--disk ${path}:SIZE) to create it`, { path });
+    }
+    fd = await createFile(path);
+    created = true;
+  }
+  try {
+    return await describeOpenDisk(fd, options, created, logger);
+  } catch (err) {
+    await closeFile(fd).catch((closeErr: unknown) => logger.warn({ err: closeErr, path }, 'closing disk after a failed open failed'));
+    throw err;
+  }
+}
+
+async function createFile(path: string): Promise<number> {
+  try {
+    return await openFile(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  } catch (err) {
+    throw toDiskError(err, { path, operation: 'create' });
+  }
+}
+
+async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: boolean, logger: Logger): Promise<Disk> {
+  const { path } = options;
+  const stats = await fstatBig(fd).catch((err: unknown) => {
+    throw toDiskError(err, { path, operation: 'fstat' });
+  });
+  if (stats.isBlockDevice()) {
+    const sizeBytes = await blockDeviceSizeBytes(stats.rdev, path);
+    if (options.sizeBytes !== undefined && options.sizeBytes !== sizeBytes) {
+      logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes }, 'size given for a block device is ignored; using the device size');
+    }
+    return new Disk({ path, kind: 'block', sizeBytes, createdSparse: false, fd });
+  }
+  if (!stats.isFile()) {
+    throw new PlinthError('INVALID_ARGUMENT', `disk ${path} is neither a block device nor a regular file`, { path });
+  }
+  const currentSizeBytes = Number(stats.size);
+  if ((created || currentSizeBytes === 0) && options.sizeBytes !== undefined) {
+    // A file we just created (or found empty) is sized sparse: it reads as
+    // zeroes everywhere, which lets the allocator skip zeroing fresh extents.
+    await ftruncate(fd, options.sizeBytes).catch((err: unknown) => {
+      throw toDiskError(err, { path, operation: 'ftruncate' });
+    });
+    return new Disk({ path, kind: 'file', sizeBytes: options.sizeBytes, createdSparse: true, fd });
+  }
+  if (options.sizeBytes !== undefined && options.sizeBytes !== currentSizeBytes) {
+    logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes: currentSizeBytes }, 'existing file disk is used at its current size');
+  }
+  return new Disk({ path, kind: 'file', sizeBytes: currentSizeBytes, createdSparse: false, fd });
+}
+
+/**
+ * Size of a block device: Linux exposes it in 512-byte sectors at
+ * /sys/dev/block/MAJOR:MINOR/size, whatever the logical block size.
+ * dev_t split per glibc's gnu_dev_major/gnu_dev_minor.
+ */
+export async function blockDeviceSizeBytes(rdev: bigint, path: string): Promise<number> {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  const sysPath = `/sys/dev/block/${major}:${minor}/size`;
+  let text: string;
+  try {
+    text = await readFile(sysPath, 'utf8');
+  } catch (err) {
+    throw toDiskError(err, { path, operation: `read ${sysPath}` });
+  }
+  const sectors = Number.parseInt(text.trim(), 10);
+  if (!Number.isSafeInteger(sectors) || sectors < 0) {
+    throw new PlinthError('IO_ERROR', `disk ${path}: unreadable size "${text.trim()}" in ${sysPath}`, { path, sysPath });
+  }
+  return sectors * 512;
+}

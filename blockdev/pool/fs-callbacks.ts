@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+
+/**
+ * Minimal promise wrappers over the callback fs API. The data path uses
+ * these instead of fs.promises.FileHandle, which costs ~30-40 µs more per
+ * operation; each wrapper allocates one promise and nothing else, and reads
+ * land directly in the caller's buffer.
+ *
+ * Errors reject with the original NodeJS.ErrnoException; disk.ts maps them
+ * to PlinthError with the disk's identity attached.
+ */
+
+/** Read until `length` bytes are in `target` at `targetOffset`, or end of file. Resolves with bytes read. */
+export function readFully(fd: number, target: Buffer, targetOffset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let doneBytes = 0;
+    const step = (err: NodeJS.ErrnoException | null, bytesRead: number): void => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      doneBytes += bytesRead;
+      if (bytesRead === 0 || doneBytes === length) {
+        resolve(doneBytes);
+        return;
+      }
+      fs.read(fd, target, targetOffset + doneBytes, length - doneBytes, position + doneBytes, step);
+    };
+    fs.read(fd, target, targetOffset, length, position, step);
+  });
+}
+
+/** Write all `length` bytes of `source` from `sourceOffset` at `position` (short writes are continued). */
+export function writeFully(fd: number, source: Buffer, sourceOffset: number, length: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let doneBytes = 0;
+    const step = (err: NodeJS.ErrnoException | null, bytesWritten: number): void => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      doneBytes += bytesWritten;
+      if (doneBytes === length) {
+        resolve();
+        return;
+      }
+      if (bytesWritten === 0) {
+        reject(Object.assign(new Error(`write made no progress at position ${position + doneBytes}`), { code: 'EIO' }));
+        return;
+      }
+      fs.write(fd, source, sourceOffset + doneBytes, length - doneBytes, position + doneBytes, step);
+    };
+    fs.write(fd, source, sourceOffset, length, position, step);
+  });
+}
+
+export function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export function openFile(path: string, flags: number, mode = 0o600): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)));
+  });
+}
+
+export function closeFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.close(fd, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export function fstatBig(fd: number): Promise<fs.BigIntStats> {
+  return new Promise((resolve, reject) => {
+    fs.fstat(fd, { bigint: true }, (err, stats) => (err ? reject(err) : resolve(stats)));
+  });
+}
+
+export function ftruncate(fd: number, lengthBytes: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.ftruncate(fd, lengthBytes, (err) => (err ? reject(err) : resolve()));
+  });
+}

@@ -1,0 +1,20 @@
+import { PlinthError } from '../../common/plinth-error.js';
+import type { CommandResult } from '../state/apply-command.js';
+import type { ClusterState } from '../state/cluster-state.js';
+import type { Command } from '../state/commands.js';
+
+/**
+ * What the control plane needs of the command log: the committed state and a
+ * way to propose. LocalCommandLog implements it today; the Raft-backed log of
+ * the cluster issue will implement the same two members.
+ */
+export interface CommandProposer {
+  readonly state: ClusterState;
+  /** Resolves once the command is applied and durable; throws its refusal. */
+  propose(command: Command): Promise<CommandResult>;
+}
+
+export function expectVolumeResult(result: CommandResult): Extract<CommandResult, { type: 'volume' }>['volume'] {
+  if (result.type !== 'volume') throw new PlinthError('INTERNAL', `expected a volume result, got a ${result.type} result`);
+  return result.volume;
+}

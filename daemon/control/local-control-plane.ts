@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { isPlinthError, PlinthError, toError } from '../../common/plinth-error.js';
+import type { Pool } from '../../blockdev/pool/pool-types.js';
+import type {
+  ClusterView,
+  ControlPlane,
+  CreateVolumeRequest,
+  NodeView,
+  Readiness,
+  VolumeView,
+} from '../control-plane.js';
+import { applyCommand } from '../state/apply-command.js';
+import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
+import type { Command } from '../state/commands.js';
+import { expectVolumeResult, type CommandProposer } from './command-proposer.js';
+import type { ReadinessTracker } from './readiness-tracker.js';
+import { nodeView, volumeView } from './views.js';
+import type { VolumeExports } from './volume-exports.js';
+
+export interface LocalControlPlaneOptions {
+  readonly nodeId: string;
+  readonly version: string;
+}
+
+export interface LocalControlPlaneModules {
+  readonly commands: CommandProposer;
+  readonly pool: Pool;
+  readonly exports: VolumeExports;
+  readonly readiness: ReadinessTracker;
+  readonly logger: Logger;
+  /** Proposer-side nondeterminism, injected (STYLE "inject every source of nondeterminism"). */
+  readonly clock?: () => Date;
+  readonly newId?: () => string;
+}
+
+/**
+ * The ControlPlane of a single-node cluster: commands through the local log,
+ * live facts from this node's pool and exports. This node is the leader of
+ * its one-member cluster.
+ *
+ * Thin provisioning: createVolume does not reserve pool space, so the sum of
+ * volume sizes may exceed the pool (overcommit). Space is taken extent by
+ * extent as data is written; a write that finds the pool full fails NO_SPACE.
+ */
+export class LocalControlPlane implements ControlPlane {
+  readonly #options: LocalControlPlaneOptions;
+  readonly #modules: LocalControlPlaneModules;
+  readonly #clock: () => Date;
+  readonly #newId: () => string;
+
+  constructor(options: LocalControlPlaneOptions, modules: LocalControlPlaneModules) {
+    this.#options = options;
+    this.#modules = modules;
+    this.#clock = modules.clock ?? (() => new Date());
+    this.#newId = modules.newId ?? randomUUID;
+  }
+
+  async cluster(): Promise<ClusterView> {
+    const state = this.#modules.commands.state;
+    const pool = this.#modules.pool.stats();
+    return {
+      clusterId: state.clusterId ?? '',
+      leaderId: this.#options.nodeId,
+      nodeCount: Object.keys(state.nodes).length,
+      volumeCount: Object.keys(state.volumes).length,
+      capacityBytes: pool.capacityBytes,
+      usedBytes: pool.usedBytes,
+      version: this.#options.version,
+    };
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    const localPool = this.#modules.pool.stats();
+    return Object.values(this.#modules.commands.state.nodes)
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map((node) => {
+        const isLocal = node.id === this.#options.nodeId;
+        return nodeView(node, { isLocal, isLeader: isLocal, pool: isLocal ? localPool : null });
+      });
+  }
+
+  async listVolumes(): Promise<VolumeView[]> {
+    return Object.values(this.#modules.commands.state.volumes)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((volume) => this.#view(volume));
+  }
+
+  async getVolume(name: string): Promise<VolumeView> {
+    return this.#view(this.#requireVolume(name));
+  }
+
+  async createVolume(request: CreateVolumeRequest): Promise<VolumeView> {
+    const base = {
+      type: 'volume.create' as const,
+      id: this.#newId(),
+      name: request.name,
+      sizeBytes: request.sizeBytes,
+      createdAt: this.#clock().toISOString(),
+    };
+    const command = request.replicaCount === undefined ? base : { ...base, replicaCount: request.replicaCount };
+    const volume = expectVolumeResult(await this.#modules.commands.propose(command));
+    this.#modules.logger.info({ volume: volume.name, id: volume.id, sizeBytes: volume.sizeBytes }, 'volume created');
+    return this.#view(volume);
+  }
+
+  async resizeVolume(name: string, sizeBytes: number): Promise<VolumeView> {
+    const volume = expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.resize', name, sizeBytes }));
+    // The command is the truth; the pool follows. Clients already connected
+    // keep the size they negotiated (NBD has no resize notice) until they reconnect.
+    try {
+      await this.#modules.pool.resizeVolume(volume.id, volume.sizeBytes);
+    } catch (err) {
+      // Never opened here: the pool creates it at the committed size on first open.
+      if (!isPlinthError(err, 'VOLUME_NOT_FOUND')) throw err;
+    }
+    this.#modules.logger.info({ volume: name, sizeBytes }, 'volume resized');
+    return this.#view(volume);
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    const command = { type: 'volume.delete' as const, name };
+    this.#refuseEarly(command);
+    await this.#modules.exports.withVolumeReleased(name, {}, async (volume) => {
+      // The command is still the authority (the state may have moved since the check).
+      await this.#modules.commands.propose(command);
+      try {
+        await this.#modules.pool.deleteVolume(volume.id);
+      } catch (err) {
+        throw new PlinthError(
+          'IO_ERROR',
+          `volume ${name} was deleted but freeing its space failed: ${toError(err).message}`,
+          { name, volumeId: volume.id },
+          { cause: err },
+        );
+      }
+      this.#modules.logger.info({ volume: name, id: volume.id }, 'volume deleted');
+    });
+  }
+
+  async attachVolume(name: string, nodeId: string, options: { readonly force?: boolean } = {}): Promise<VolumeView> {
+    const force = options.force === true;
+    const command = force ? { type: 'volume.attach' as const, name, nodeId, force } : { type: 'volume.attach' as const, name, nodeId };
+    this.#refuseEarly(command);
+    const current = this.#requireVolume(name);
+    if (current.attachedTo !== this.#options.nodeId || nodeId === this.#options.nodeId) {
+      return this.#view(expectVolumeResult(await this.#modules.commands.propose(command)));
+    }
+    // Handing a volume over from this node: release the local store first so
+    // nothing here writes under the old generation after the new one commits.
+    const volume = await this.#modules.exports.withVolumeReleased(name, { force }, async () =>
+      expectVolumeResult(await this.#modules.commands.propose(command)),
+    );
+    return this.#view(volume);
+  }
+
+  async detachVolume(name: string, options: { readonly force?: boolean } = {}): Promise<VolumeView> {
+    const force = options.force === true;
+    const volume = await this.#modules.exports.withVolumeReleased(name, { force }, async () =>
+      expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.detach', name })),
+    );
+    this.#modules.logger.info({ volume: name, force }, 'volume detached');
+    return this.#view(volume);
+  }
+
+  readiness(): Readiness {
+    return this.#modules.readiness.readiness();
+  }
+
+  #view(volume: VolumeRecord): VolumeView {
+    const holdsReplica = volume.replicaNodeIds.includes(this.#options.nodeId);
+    return volumeView(volume, {
+      allocatedBytes: holdsReplica ? this.#modules.pool.volumeAllocatedBytes(volume.id) : 0,
+      connections: this.#modules.exports.connectionCount(volume.id),
+    });
+  }
+
+  /**
+   * Ask the state machine before touching local stores, so a command it would
+   * refuse (attached, unknown node) costs nothing. The proposal that follows
+   * stays the authority: the state may move in between.
+   */
+  #refuseEarly(command: Command): void {
+    const refusal = applyCommand(this.#modules.commands.state, command);
+    if (refusal instanceof PlinthError) throw refusal;
+  }
+
+  #requireVolume(name: string): VolumeRecord {
+    const volume = findVolume(this.#modules.commands.state, name);
+    if (volume === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${name} does not exist`, { name });
+    return volume;
+  }
+}

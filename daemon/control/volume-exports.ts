@@ -1,0 +1,219 @@
+import { EventEmitter, once } from 'node:events';
+import type { Logger } from 'pino';
+import { PlinthError } from '../../common/plinth-error.js';
+import { formatSize } from '../../common/sizes.js';
+import type { ExportClient, ExportDescription, ExportHandle, ExportProvider } from '../../blockdev/export-provider.js';
+import type { Pool, VolumeStore } from '../../blockdev/pool/pool-types.js';
+import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
+import type { CommandProposer } from './command-proposer.js';
+import { expectVolumeResult } from './command-proposer.js';
+import { KeyedMutex } from './keyed-mutex.js';
+
+export interface VolumeExportsOptions {
+  /** This node: opening an export attaches the volume here. */
+  readonly nodeId: string;
+  /** Connections per volume (NBD multi-conn clients open a few); more are refused with BUSY. */
+  readonly maxConnectionsPerVolume?: number;
+  /** How long a forced detach waits for disconnected clients to let go. */
+  readonly disconnectTimeoutMs?: number;
+}
+
+export interface VolumeExportsModules {
+  readonly commands: CommandProposer;
+  readonly pool: Pool;
+  readonly logger: Logger;
+  /**
+   * Drop every protocol connection to the export (the NBD server's
+   * disconnectExport). Late-bound: the servers are built after this provider.
+   */
+  readonly disconnectClients: (exportName: string) => Promise<void> | void;
+}
+
+/** A volume open on this node: one store shared by all its connections. */
+interface OpenVolume {
+  readonly volumeId: string;
+  readonly name: string;
+  readonly store: VolumeStore;
+  connections: number;
+  readonly idle: EventEmitter;
+}
+
+export interface ReleaseOptions {
+  readonly force?: boolean;
+}
+
+/**
+ * The ExportProvider the NBD (and later iSCSI) servers see. Connecting to an
+ * export attaches the volume to this node through a command (ARCHITECTURE
+ * "NBD": any node serves any volume), then shares one VolumeStore between
+ * the volume's connections. The store stays open after the last client
+ * leaves, because the volume stays attached; detach closes it.
+ */
+export class VolumeExports implements ExportProvider {
+  readonly #nodeId: string;
+  readonly #maxConnections: number;
+  readonly #disconnectTimeoutMs: number;
+  readonly #modules: VolumeExportsModules;
+  readonly #open = new Map<string, OpenVolume>();
+  readonly #mutex = new KeyedMutex();
+  #closing = false;
+
+  constructor(options: VolumeExportsOptions, modules: VolumeExportsModules) {
+    this.#nodeId = options.nodeId;
+    this.#maxConnections = options.maxConnectionsPerVolume ?? 64;
+    this.#disconnectTimeoutMs = options.disconnectTimeoutMs ?? 10_000;
+    this.#modules = modules;
+  }
+
+  async listExports(): Promise<ExportDescription[]> {
+    return Object.values(this.#modules.commands.state.volumes)
+      .map((volume) => describe(volume))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async describeExport(name: string): Promise<ExportDescription> {
+    return describe(this.#requireVolume(name));
+  }
+
+  async openExport(name: string, client: ExportClient): Promise<ExportHandle> {
+    const volumeId = this.#requireVolume(name).id;
+    const open = await this.#mutex.run(volumeId, async () => {
+      if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
+      const volume = await this.#attachHere(name);
+      const entry = this.#open.get(volume.id) ?? (await this.#openStore(volume));
+      if (entry.connections >= this.#maxConnections) {
+        throw new PlinthError('BUSY', `volume ${name} already has ${entry.connections} connections (the limit)`, { name });
+      }
+      entry.connections += 1;
+      return { entry, volume };
+    });
+    this.#modules.logger.info({ volume: name, ...client, connections: open.entry.connections }, 'export opened');
+    return this.#handle(open.entry, open.volume, client);
+  }
+
+  /** Live protocol connections of a volume on this node. */
+  connectionCount(volumeId: string): number {
+    return this.#open.get(volumeId)?.connections ?? 0;
+  }
+
+  totalConnections(): number {
+    let total = 0;
+    for (const entry of this.#open.values()) total += entry.connections;
+    return total;
+  }
+
+  /**
+   * Run `section` (typically a detach, delete or hand-over command) with the
+   * volume's local store closed and nobody able to reopen it meanwhile.
+   * Connected clients refuse the release with VOLUME_ATTACHED unless
+   * `force`, which disconnects them first.
+   */
+  async withVolumeReleased<T>(name: string, options: ReleaseOptions, section: (volume: VolumeRecord) => Promise<T>): Promise<T> {
+    const volumeId = this.#requireVolume(name).id;
+    return this.#mutex.run(volumeId, async () => {
+      const volume = this.#requireVolume(name);
+      const entry = this.#open.get(volume.id);
+      if (entry !== undefined) await this.#closeEntry(entry, options.force === true);
+      return section(volume);
+    });
+  }
+
+  /** Shutdown: flush and close every open store. Connections must already be gone. */
+  async closeAll(): Promise<void> {
+    this.#closing = true;
+    const entries = [...this.#open.values()];
+    await Promise.all(entries.map((entry) => this.#mutex.run(entry.volumeId, () => this.#closeEntry(entry, true))));
+  }
+
+  async #attachHere(name: string): Promise<VolumeRecord> {
+    const volume = this.#requireVolume(name);
+    if (volume.attachedTo === this.#nodeId) return volume;
+    // A volume owned by another node is refused by the state machine (VOLUME_ATTACHED).
+    const attached = expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.attach', name, nodeId: this.#nodeId }));
+    this.#modules.logger.info({ volume: name, generation: attached.generation }, 'volume attached to this node');
+    return attached;
+  }
+
+  async #openStore(volume: VolumeRecord): Promise<OpenVolume> {
+    const store = await this.#modules.pool.openVolume(volume.id, volume.sizeBytes);
+    const entry: OpenVolume = { volumeId: volume.id, name: volume.name, store, connections: 0, idle: new EventEmitter() };
+    this.#open.set(volume.id, entry);
+    return entry;
+  }
+
+  async #closeEntry(entry: OpenVolume, force: boolean): Promise<void> {
+    if (entry.connections > 0) {
+      if (!force) {
+        throw new PlinthError(
+          'VOLUME_ATTACHED',
+          `volume ${entry.name} has ${entry.connections} connected client(s); disconnect them or force the detach`,
+          { name: entry.name, connections: entry.connections },
+        );
+      }
+      await this.#disconnectAndWait(entry);
+    }
+    this.#open.delete(entry.volumeId);
+    await entry.store.close();
+    this.#modules.logger.info({ volume: entry.name }, 'volume store closed');
+  }
+
+  async #disconnectAndWait(entry: OpenVolume): Promise<void> {
+    // A ref'd timer on purpose: the wait itself must keep the process alive.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.#disconnectTimeoutMs);
+    const idle = once(entry.idle, 'idle', { signal: deadline.signal });
+    try {
+      await this.#modules.disconnectClients(entry.name);
+      if (entry.connections > 0) await idle;
+    } catch (err) {
+      if (!deadline.signal.aborted) throw err;
+      throw new PlinthError(
+        'TIMEOUT',
+        `volume ${entry.name}: ${entry.connections} client(s) still connected ${this.#disconnectTimeoutMs} ms after being disconnected`,
+        { name: entry.name },
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+      deadline.abort();
+      // The listener's promise rejects on the abort above when nobody awaited it.
+      idle.catch(() => undefined);
+    }
+  }
+
+  #handle(entry: OpenVolume, volume: VolumeRecord, client: ExportClient): ExportHandle {
+    let released = false;
+    return {
+      description: describe(volume),
+      device: entry.store,
+      release: () => {
+        if (released) {
+          this.#modules.logger.warn({ volume: entry.name, ...client }, 'export released twice; ignored');
+          return;
+        }
+        released = true;
+        entry.connections -= 1;
+        this.#modules.logger.info({ volume: entry.name, ...client, connections: entry.connections }, 'export released');
+        if (entry.connections === 0) entry.idle.emit('idle');
+      },
+    };
+  }
+
+  #requireVolume(name: string): VolumeRecord {
+    if (name.includes('@')) {
+      throw new PlinthError('NOT_SUPPORTED', `export ${JSON.stringify(name)}: snapshots (volume@snapshot) are not supported yet`, { name });
+    }
+    const volume = findVolume(this.#modules.commands.state, name);
+    if (volume === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${name} does not exist`, { name });
+    return volume;
+  }
+}
+
+function describe(volume: VolumeRecord): ExportDescription {
+  return {
+    name: volume.name,
+    description: `Plinth volume ${volume.name} (${formatSize(volume.sizeBytes)})`,
+    sizeBytes: volume.sizeBytes,
+    readOnly: false,
+  };
+}

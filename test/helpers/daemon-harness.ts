@@ -1,0 +1,277 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Spawn real `plinthd` processes for integration and e2e tests: free ports
+ * on 127.0.0.1, a temp data dir, readiness by polling /readyz with a
+ * deadline, SIGTERM (then SIGKILL) to stop, and every log line kept for
+ * assertions and for failure messages. Everything is cleaned up through the
+ * test's teardown.
+ */
+
+/** dist/test/helpers/daemon-harness.js → dist/daemon/bin/plinthd.js */
+export const PLINTHD_BIN = fileURLToPath(new URL('../../daemon/bin/plinthd.js', import.meta.url));
+
+export interface TeardownHost {
+  teardown(fn: () => unknown): void;
+}
+
+export interface DaemonPorts {
+  readonly api: number;
+  readonly peer: number;
+  readonly nbd: number;
+  readonly iscsi: number;
+}
+
+export interface SpawnDaemonOptions {
+  /** Reuse a data dir (e.g. to restart a daemon); default: a fresh temp dir removed at teardown. */
+  readonly dataDir?: string;
+  /** Default: four fresh free ports. */
+  readonly ports?: Partial<DaemonPorts>;
+  /** `--disk` values; default one 1 GiB sparse file in the data dir; null passes no --disk (the daemon's 64 GiB default). */
+  readonly disks?: readonly string[] | null;
+  /** Pass --data-dir/--api/--peer/--nbd/--iscsi flags (default true); false leaves them to `env`/`args`. */
+  readonly addressFlags?: boolean;
+  /** Extra arguments, appended last. */
+  readonly args?: readonly string[];
+  /** Extra environment; PLINTH_* of the test runner's own environment are dropped. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Passed as --log-level when set (the daemon's default is info). */
+  readonly logLevel?: string;
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Pick `count` distinct free TCP ports on 127.0.0.1 (all held open at once, then released). */
+export async function pickFreePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** Daemons spawned per data dir, so a dir is never removed under a live daemon. */
+const daemonsByDataDir = new Map<string, Set<DaemonProcess>>();
+
+/**
+ * A temp dir removed at teardown, after killing any daemon still running on
+ * it (whatever order the teardowns run in).
+ */
+export async function makeTempDir(t: TeardownHost, prefix = 'plinth-daemon-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(async () => {
+    await Promise.all([...(daemonsByDataDir.get(dir) ?? [])].map((daemon) => daemon.kill()));
+    daemonsByDataDir.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+export class DaemonProcess {
+  readonly dataDir: string;
+  readonly ports: DaemonPorts;
+  readonly apiUrl: string;
+  readonly #child: ChildProcess;
+  readonly #exit: Promise<ExitStatus>;
+  #status: ExitStatus | null = null;
+  #stdout = '';
+  #stderr = '';
+
+  constructor(child: ChildProcess, dataDir: string, ports: DaemonPorts) {
+    this.#child = child;
+    this.dataDir = dataDir;
+    this.ports = ports;
+    this.apiUrl = `http://127.0.0.1:${ports.api}`;
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.#stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.#stderr += chunk));
+    this.#exit = new Promise((resolve) => {
+      // 'close' (not 'exit') so every byte of stdout/stderr is in before we resolve.
+      child.once('close', (code, signal) => {
+        this.#status = { code, signal };
+        resolve(this.#status);
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** The exit status once the process is gone, else null. */
+  get exitStatus(): ExitStatus | null {
+    return this.#status;
+  }
+
+  nbdUri(exportName: string): string {
+    return `nbd://127.0.0.1:${this.ports.nbd}/${exportName}`;
+  }
+
+  stdout(): string {
+    return this.#stdout;
+  }
+
+  stderr(): string {
+    return this.#stderr;
+  }
+
+  /** stdout's JSON log records (non-JSON lines are skipped). */
+  logRecords(): Array<Record<string, unknown>> {
+    const records: Array<Record<string, unknown>> = [];
+    for (const line of this.#stdout.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed === 'object' && parsed !== null) records.push(parsed as Record<string, unknown>);
+    }
+    return records;
+  }
+
+  /** Log messages, in order: handy for `t.ok(daemon.logMessages().includes('plinthd ready'))`. */
+  logMessages(): string[] {
+    return this.logRecords().map((record) => String(record['msg']));
+  }
+
+  async token(): Promise<string> {
+    return (await readFile(join(this.dataDir, 'api-token'), 'utf8')).trim();
+  }
+
+  /** An authenticated REST call; the body is parsed as JSON when it is JSON. */
+  async api(method: string, path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { authorization: `Bearer ${await this.token()}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${this.apiUrl}${path}`, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    const isJson = (response.headers.get('content-type') ?? '').includes('application/json');
+    return { status: response.status, body: isJson && text.length > 0 ? (JSON.parse(text) as unknown) : text };
+  }
+
+  /** Poll /readyz until 200, the process exits, or the deadline passes (then throws with the logs). */
+  async waitForReady(options: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (this.#status !== null) throw new Error(`plinthd exited (${describeStatus(this.#status)}) before ready\n${this.describeOutput()}`);
+      try {
+        const response = await fetch(`${this.apiUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+        if (response.status === 200) return;
+        last = `${response.status} ${await response.text()}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), this.#exit]);
+    }
+    throw new Error(`plinthd not ready within the deadline (last: ${last})\n${this.describeOutput()}`);
+  }
+
+  /** Wait for the process to exit; throws after `timeoutMs` (default 20 s). */
+  async waitForExit(options: { timeoutMs?: number } = {}): Promise<ExitStatus> {
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`plinthd did not exit within ${timeoutMs} ms\n${this.describeOutput()}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#exit, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.#status === null) this.#child.kill(signal);
+  }
+
+  /** SIGTERM, wait up to `timeoutMs`; SIGKILL if still alive (then `forced` is true). */
+  async stop(options: { timeoutMs?: number } = {}): Promise<ExitStatus & { forced: boolean }> {
+    if (this.#status !== null) return { ...this.#status, forced: false };
+    this.signal('SIGTERM');
+    try {
+      return { ...(await this.waitForExit({ timeoutMs: options.timeoutMs ?? 20_000 })), forced: false };
+    } catch {
+      // Did not stop in time: that is what `forced` reports to the caller.
+      this.signal('SIGKILL');
+      return { ...(await this.#exit), forced: true };
+    }
+  }
+
+  /** SIGKILL: a crash, no clean shutdown. Resolves at once for an exited process. */
+  async kill(): Promise<ExitStatus> {
+    this.signal('SIGKILL');
+    return this.#exit;
+  }
+
+  describeOutput(): string {
+    return `--- plinthd stdout ---\n${this.#stdout.slice(-8000)}\n--- plinthd stderr ---\n${this.#stderr.slice(-4000)}`;
+  }
+}
+
+/** Spawn without waiting for readiness (for tests of start-up failures). */
+export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions = {}): Promise<DaemonProcess> {
+  const dataDir = options.dataDir ?? (await makeTempDir(t));
+  const ports = await resolvePorts(options.ports);
+  const args: string[] = [];
+  if (options.addressFlags !== false) {
+    args.push('--data-dir', dataDir, '--api', `127.0.0.1:${ports.api}`, '--peer', `127.0.0.1:${ports.peer}`);
+    args.push('--nbd', `127.0.0.1:${ports.nbd}`, '--iscsi', `127.0.0.1:${ports.iscsi}`);
+  }
+  const disks = options.disks === undefined ? [`${join(dataDir, 'disks', 'disk0.img')}:1GiB`] : options.disks;
+  for (const disk of disks ?? []) args.push('--disk', disk);
+  if (options.logLevel !== undefined) args.push('--log-level', options.logLevel);
+  args.push(...(options.args ?? []));
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith('PLINTH_')) env[key] = value;
+  }
+  const child = spawn(process.execPath, [PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const daemon = new DaemonProcess(child, dataDir, ports);
+  const siblings = daemonsByDataDir.get(dataDir) ?? new Set();
+  siblings.add(daemon);
+  daemonsByDataDir.set(dataDir, siblings);
+  t.teardown(async () => {
+    if (daemon.exitStatus === null) await daemon.kill();
+  });
+  return daemon;
+}
+
+/** Spawn and wait until /readyz answers 200. */
+export async function startDaemon(t: TeardownHost, options: SpawnDaemonOptions = {}): Promise<DaemonProcess> {
+  const daemon = await spawnDaemon(t, options);
+  await daemon.waitForReady();
+  return daemon;
+}
+
+async function resolvePorts(ports: Partial<DaemonPorts> = {}): Promise<DaemonPorts> {
+  const [api, peer, nbd, iscsi] = await pickFreePorts(4);
+  if (api === undefined || peer === undefined || nbd === undefined || iscsi === undefined) throw new Error('could not pick ports');
+  return { api: ports.api ?? api, peer: ports.peer ?? peer, nbd: ports.nbd ?? nbd, iscsi: ports.iscsi ?? iscsi };
+}
+
+function describeStatus(status: ExitStatus): string {
+  return status.signal === null ? `code ${status.code}` : `signal ${status.signal}`;
+}
