@@ -21,6 +21,7 @@ const HTTP_STATUS_BY_CODE: Readonly<Partial<Record<PlinthErrorCode, number>>> = 
   NO_SPACE: 507,
   NOT_LEADER: 503,
   SHUTTING_DOWN: 503,
+  BUSY: 503,
   TIMEOUT: 504,
 };
 

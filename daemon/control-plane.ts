@@ -73,7 +73,7 @@ export interface ControlPlane {
   listVolumes(): Promise<VolumeView[]>;
   /** Throws VOLUME_NOT_FOUND. */
   getVolume(name: string): Promise<VolumeView>;
-  /** Throws INVALID_NAME, INVALID_SIZE, VOLUME_EXISTS, NO_SPACE (replicas unplaceable). */
+  /** Throws INVALID_NAME, INVALID_SIZE, VOLUME_EXISTS, INVALID_ARGUMENT (more replicas than nodes). */
   createVolume(request: CreateVolumeRequest): Promise<VolumeView>;
   /** Grow only; throws INVALID_SIZE when shrinking. */
   resizeVolume(name: string, sizeBytes: number): Promise<VolumeView>;

@@ -5,17 +5,10 @@
  * Ajv's `removeAdditional` off for the same reason (see build-api-app.ts).
  */
 
-/**
- * Volume names: 1-63 lowercase letters, digits, '.' and '-', starting and
- * ending with a letter or digit. The name is the NBD export name and the tail
- * of the iSCSI IQN `iqn.2026-11.io.plinth:<volume>` (RFC 3720 §3.2.6.2 allows
- * only lowercase, digits, '-', '.', ':'), and '@' is reserved for
- * `volume@snapshot` exports, so the rule is the intersection of both.
- */
-export const VOLUME_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$';
-export const VOLUME_NAME_MAX_LENGTH = 63;
-export const VOLUME_NAME_RULE =
-  "1-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit";
+import { VOLUME_NAME_MAX_LENGTH, VOLUME_NAME_PATTERN_SOURCE, VOLUME_NAME_RULE } from '../../common/volume-name.js';
+
+export { VOLUME_NAME_MAX_LENGTH, VOLUME_NAME_RULE };
+export const VOLUME_NAME_PATTERN = VOLUME_NAME_PATTERN_SOURCE;
 
 /** Longest size string accepted ("1073741824", "10GiB", "1.5TiB" are far shorter). */
 const SIZE_STRING_MAX_LENGTH = 32;

@@ -64,7 +64,8 @@ class TcpNbdServer implements NbdServer {
   listen(host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
-        reject(new PlinthError('IO_ERROR', `NBD server cannot listen on ${host}:${port}: ${error.message}`, { host, port }, { cause: error }));
+        const message = `NBD server cannot listen on ${host}:${port}: ${error.message}`;
+        reject(new PlinthError('IO_ERROR', message, { host, port }, { cause: error }));
       };
       this.server.once('error', onError);
       this.server.listen({ host, port }, () => {

@@ -14,18 +14,7 @@ export const MAX_VOLUME_SIZE_BYTES = 2 ** 50;
 export const MAX_VOLUMES = 10_000;
 export const MAX_NODES = 64;
 
-const VOLUME_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** DNS-label-like, so a name is safe in an IQN, a URL path and an NBD export name. */
-export function assertVolumeName(name: string): void {
-  if (!VOLUME_NAME_PATTERN.test(name)) {
-    throw new PlinthError(
-      'INVALID_NAME',
-      `invalid volume name ${JSON.stringify(name)}: use 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit`,
-      { name },
-    );
-  }
-}
+export { assertVolumeName } from '../../common/volume-name.js';
 
 export function assertVolumeSize(sizeBytes: number): void {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {

@@ -55,6 +55,7 @@ t.test('in-flight requests per connection stay under the limit; a flood still co
   for (let handle = 0; handle < count; handle += 1) {
     client.request({ type: NBD_CMD_READ, flags: 0, handle: BigInt(handle), offset: 0, lengthBytes: 512 });
   }
+  await waitFor(() => gated.started >= 4, 'requests to reach the device');
   t.equal(await settled(() => gated.started), 4, 'the server stops pulling requests at the limit');
   gated.release();
   const seen = new Set<bigint>();
@@ -75,6 +76,7 @@ t.test('in-flight bytes per connection stay under the limit', async (t) => {
   for (let handle = 0; handle < 40; handle += 1) {
     client.request({ type: NBD_CMD_READ, flags: 0, handle: BigInt(handle), offset: 0, lengthBytes: 16 * 1024 });
   }
+  await waitFor(() => gated.started >= 4, 'requests to reach the device');
   t.equal(await settled(() => gated.started), 4, '4 x 16 KiB reach the 64 KiB bound');
   gated.release();
   for (let index = 0; index < 40; index += 1) {

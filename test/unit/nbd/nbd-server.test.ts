@@ -1,3 +1,4 @@
+import pino from 'pino';
 import t from 'tap';
 import {
   decodeBlockStatusPayload,
@@ -20,6 +21,7 @@ import {
   NBD_REP_ERR_UNKNOWN,
   NBD_STATE_HOLE,
 } from '../../../blockdev/nbd/constants.js';
+import { startNbdServer } from '../../../blockdev/nbd/nbd-server.js';
 import { ProtocolError } from '../../../blockdev/nbd/protocol-error.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
 import { GatedBlockDevice } from './helpers/gated-block-device.js';
@@ -133,9 +135,10 @@ t.test('a client that leaves mid-request: I/O completes, then the handle is rele
   await client.negotiate({ exportName: 'vol1' });
   client.request({ type: NBD_CMD_WRITE, flags: 0, handle: 1n, offset: 0, lengthBytes: 4096 }, Buffer.alloc(4096, 1));
   await waitFor(() => gated.waiting === 1, 'the write to be in flight');
-  client.destroy();
-  await waitFor(() => server.connectionCount() === 1 && provider.released === 0, 'the connection to stay for its I/O');
+  // A reset, not a FIN: the server's socket closes at once while the write is still held.
+  client.socket.resetAndDestroy();
   await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(server.connectionCount(), 1, 'the connection stays tracked for its I/O');
   t.equal(provider.released, 0, 'not released while the write is in flight');
   gated.release();
   await waitFor(() => provider.released === 1, 'release after the write completes');
@@ -143,16 +146,19 @@ t.test('a client that leaves mid-request: I/O completes, then the handle is rele
   t.equal(provider.doubleReleases, 0);
 });
 
-t.test('a client that leaves while its export is being opened still gets it released', async (t) => {
+t.test('a connection dropped while its export is being opened still releases it', async (t) => {
   let openNow: () => void = () => undefined;
   const provider = new StaticExportProvider([{ name: 'vol1', device: new MemoryBlockDevice({ sizeBytes: SIZE }) }]);
   provider.holdOpens(new Promise((resolve) => { openNow = resolve; }));
-  const { server, port } = await startTestServer(t, provider);
+  // The handshake deadline drops the connection while openExport is still pending.
+  const { server, port } = await startTestServer(t, provider, { handshakeTimeoutMs: 100 });
   const client = await RawNbdClient.open(port);
+  t.teardown(() => client.destroy());
   client.sendOption(NBD_OPT_GO, encodeInfoRequestData('vol1', []));
-  await waitFor(() => server.connectionCount() === 1, 'the connection');
-  client.destroy();
   await client.closed;
+  // Let the server see its own socket close before the open completes.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  t.equal(server.connectionCount(), 1, 'still tracked: its open is pending');
   openNow();
   await waitFor(() => provider.opened === 1 && provider.released === 1, 'the late handle to be released');
   await waitFor(() => server.connectionCount() === 0, 'the connection to be forgotten');
@@ -251,4 +257,19 @@ t.test('close() answers requests it has not started with ESHUTDOWN', async (t) =
   await client.closed;
   t.equal(memory.stats.flushes, 1);
   t.equal(provider.released, 1);
+});
+
+t.test('startNbdServer refuses a busy port and invalid limits', async (t) => {
+  const provider = new StaticExportProvider([]);
+  const { port } = await startTestServer(t, provider);
+  const logger = pino({ level: 'silent' });
+  await t.rejects(startNbdServer({ host: '127.0.0.1', port }, { exports: provider, logger }), { code: 'IO_ERROR' });
+  await t.rejects(
+    startNbdServer({ host: '127.0.0.1', port: 0, limits: { maxInFlightRequests: 0 } }, { exports: provider, logger }),
+    { code: 'CONFIG_INVALID' },
+  );
+  await t.rejects(
+    startNbdServer({ host: '127.0.0.1', port: 0, limits: { maxPayloadBytes: 2 ** 32 } }, { exports: provider, logger }),
+    { code: 'CONFIG_INVALID' },
+  );
 });
