@@ -1,4 +1,4 @@
-import type { BlockDevice } from './block-device.js';
+import type { BlockCapabilities, BlockDevice, BlockSizeHints } from './block-device.js';
 
 /**
  * What the protocol servers (NBD, iSCSI) see of the control plane: the
@@ -10,6 +10,13 @@ export interface ExportDescription {
   readonly description: string;
   readonly sizeBytes: number;
   readonly readOnly: boolean;
+  /**
+   * What the device will offer once opened, so a protocol can describe an
+   * export without attaching it (NBD_OPT_INFO must answer what NBD_OPT_GO
+   * will, proto.md "NBD_OPT_INFO").
+   */
+  readonly capabilities: BlockCapabilities;
+  readonly blockSize: BlockSizeHints;
 }
 
 export interface ExportClient {

@@ -82,6 +82,8 @@ const OPTION_ERROR_BY_CODE: Partial<Record<PlinthErrorCode, number>> = {
   VOLUME_NOT_FOUND: NBD_REP_ERR_UNKNOWN,
   INVALID_NAME: NBD_REP_ERR_UNKNOWN,
   VOLUME_ATTACHED: NBD_REP_ERR_POLICY,
+  // The per-volume connection limit (or another bounded queue) is full.
+  BUSY: NBD_REP_ERR_POLICY,
   FENCED: NBD_REP_ERR_POLICY,
   NOT_LEADER: NBD_REP_ERR_POLICY,
   UNAUTHORIZED: NBD_REP_ERR_POLICY,

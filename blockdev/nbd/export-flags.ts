@@ -79,36 +79,3 @@ export function advertisedBlockSize(hints: BlockSizeHints, maxPayloadBytes: numb
 export function defaultBlockSize(maxPayloadBytes: number): BlockSizeInfo {
   return { minimumBytes: 1, preferredBytes: 4096, maximumBytes: maxPayloadBytes };
 }
-
-/**
- * An ExportDescription that also carries the device's capabilities and
- * block size hints, so NBD_OPT_INFO can answer exactly what NBD_OPT_GO will
- * (proto.md: INFO then GO with the same parameters MUST give the same
- * information). The shared ExportDescription lacks these fields; providers
- * may add them and this server uses them when present.
- */
-export interface DetailedExportDescription extends ExportDescription {
-  readonly capabilities: BlockCapabilities;
-  readonly blockSize: BlockSizeHints;
-}
-
-export function isDetailedExportDescription(description: ExportDescription): description is DetailedExportDescription {
-  const candidate = description as Partial<DetailedExportDescription>;
-  return typeof candidate.capabilities === 'object' && typeof candidate.blockSize === 'object';
-}
-
-/**
- * Capabilities to assume for NBD_OPT_INFO when the provider gave none: only
- * what every BlockDevice does (read, write unless read-only, flush).
- */
-export function assumedCapabilities(readOnly: boolean): BlockCapabilities {
-  return {
-    readOnly,
-    fua: false,
-    trim: false,
-    writeZeroes: false,
-    fastZero: false,
-    blockStatus: false,
-    multiConn: false,
-  };
-}

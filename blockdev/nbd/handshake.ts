@@ -22,9 +22,7 @@ import {
 } from './constants.js';
 import { optionErrorForError } from './errno-map.js';
 import {
-  assumedCapabilities,
   advertisedBlockSize,
-  isDetailedExportDescription,
   transmissionFlagsFor,
 } from './export-flags.js';
 import {
@@ -188,12 +186,8 @@ export class Handshake {
   private async onInfo(request: InfoRequest): Promise<HandshakeOutcome> {
     try {
       const description = await this.modules.exports.describeExport(request.name);
-      const detailed = isDetailedExportDescription(description);
-      const capabilities = detailed ? description.capabilities : assumedCapabilities(description.readOnly);
-      const blockSize = advertisedBlockSize(
-        detailed ? description.blockSize : { minimumBytes: 1, preferredBytes: 4096, maximumBytes: 0xffffffff },
-        this.options.limits.maxPayloadBytes,
-      );
+      const capabilities = description.capabilities;
+      const blockSize = advertisedBlockSize(description.blockSize, this.options.limits.maxPayloadBytes);
       const view: ExportView = {
         exportName: request.name,
         sizeBytes: description.sizeBytes,

@@ -4,6 +4,7 @@ import { PlinthError } from '../../common/plinth-error.js';
 import { formatSize } from '../../common/sizes.js';
 import type { ExportClient, ExportDescription, ExportHandle, ExportProvider } from '../../blockdev/export-provider.js';
 import type { Pool, VolumeStore } from '../../blockdev/pool/pool-types.js';
+import { VOLUME_BLOCK_SIZE, VOLUME_CAPABILITIES } from '../../blockdev/pool/volume-store.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
 import type { CommandProposer } from './command-proposer.js';
 import { expectVolumeResult } from './command-proposer.js';
@@ -215,5 +216,7 @@ function describe(volume: VolumeRecord): ExportDescription {
     description: `Plinth volume ${volume.name} (${formatSize(volume.sizeBytes)})`,
     sizeBytes: volume.sizeBytes,
     readOnly: false,
+    capabilities: VOLUME_CAPABILITIES,
+    blockSize: VOLUME_BLOCK_SIZE,
   };
 }

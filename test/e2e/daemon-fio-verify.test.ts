@@ -38,6 +38,9 @@ function fioArgs(uri: string, outputPath: string, verifyOnly: boolean): string[]
     `--offset_increment=${REGION_BYTES}`,
     '--verify=crc32c',
     '--verify_fatal=1',
+    // No local-*-verify.state files left in the cwd; the verify-only pass
+    // replays the same seeded sequence instead.
+    '--verify_state_save=0',
     '--randrepeat=1',
     `--runtime=${FIO_RUNTIME_SEC}`,
     '--output-format=json',

@@ -54,6 +54,7 @@ t.test('anything else is EIO and flagged unexpected so it gets logged', async (t
 t.test('provider errors map to option reply errors', async (t) => {
   t.equal(optionErrorForError(error('VOLUME_NOT_FOUND')).replyType, NBD_REP_ERR_UNKNOWN);
   t.equal(optionErrorForError(error('VOLUME_ATTACHED')).replyType, NBD_REP_ERR_POLICY);
+  t.same(optionErrorForError(error('BUSY')), { replyType: NBD_REP_ERR_POLICY, expected: true });
   t.equal(optionErrorForError(error('SHUTTING_DOWN')).replyType, NBD_REP_ERR_SHUTDOWN);
   t.same(optionErrorForError(new Error('x')), { replyType: NBD_REP_ERR_UNKNOWN, expected: false });
 });

@@ -56,11 +56,6 @@ function setup(maxOptionsPerHandshake = 1024): { handshake: Handshake; provider:
       device: new MemoryBlockDevice({ sizeBytes: 1 << 20, capabilities: { readOnly: true } }),
       readOnly: true,
     },
-    {
-      name: 'plain',
-      device: new MemoryBlockDevice({ sizeBytes: 4096, capabilities: { trim: true } }),
-      plainDescription: true,
-    },
   ]);
   const handshake = new Handshake(
     { limits: resolveNbdLimits({ maxOptionsPerHandshake }), client },
@@ -244,9 +239,3 @@ t.test('too many options end the session', async (t) => {
   t.same(types(outcome), [NBD_REP_ERR_POLICY]);
 });
 
-t.test('INFO without provider details advertises only what every device does', async (t) => {
-  const { handshake } = setup();
-  const got = infos(await handshake.onOption(NBD_OPT_INFO, encodeInfoRequestData('plain', [])));
-  const exportInfo = got.find((info) => info.info === 'export');
-  t.ok(exportInfo !== undefined && exportInfo.info === 'export' && (exportInfo.transmissionFlags & NBD_FLAG_SEND_TRIM) === 0);
-});

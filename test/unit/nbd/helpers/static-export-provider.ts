@@ -6,7 +6,6 @@ import type {
   ExportHandle,
   ExportProvider,
 } from '../../../../blockdev/export-provider.js';
-import type { DetailedExportDescription } from '../../../../blockdev/nbd/export-flags.js';
 
 /**
  * An ExportProvider over a fixed set of devices, for NBD tests. It records
@@ -21,7 +20,6 @@ export interface StaticExport {
   readonly description?: string;
   readonly readOnly?: boolean;
   /** Describe with the shared ExportDescription only (no capabilities/block sizes). */
-  readonly plainDescription?: boolean;
 }
 
 export class StaticExportProvider implements ExportProvider {
@@ -95,17 +93,14 @@ export class StaticExportProvider implements ExportProvider {
     return entry;
   }
 
-  /** Detailed (capabilities + block sizes) unless asked otherwise, so NBD_OPT_INFO is exact. */
-  private describe(entry: StaticExport): ExportDescription | DetailedExportDescription {
-    const plain: ExportDescription = {
+  private describe(entry: StaticExport): ExportDescription {
+    return {
       name: entry.name,
       description: entry.description ?? '',
       sizeBytes: entry.device.sizeBytes,
       readOnly: entry.readOnly ?? entry.device.capabilities.readOnly,
+      capabilities: entry.device.capabilities,
+      blockSize: entry.device.blockSize,
     };
-    if (entry.plainDescription === true) {
-      return plain;
-    }
-    return { ...plain, capabilities: entry.device.capabilities, blockSize: entry.device.blockSize };
   }
 }
