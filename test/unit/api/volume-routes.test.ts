@@ -22,13 +22,13 @@ t.test('every /v1 route answers its happy path', async (t) => {
   t.equal(created.statusCode, 201);
   t.match(volumeOf(created.json()), { name: 'db1', sizeBytes: 10 * GIB, replicaCount: 2, attachedTo: null });
 
-  const bytes = await call('POST', '/v1/volumes', { name: 'web.cache-2', size: 1048576 });
+  const bytes = await call('POST', '/v1/volumes', { name: 'web-cache-2', size: 1048576 });
   t.equal(bytes.statusCode, 201, 'integer byte sizes are accepted');
   t.equal(volumeOf(bytes.json()).sizeBytes, 1048576);
 
   const list = await call('GET', '/v1/volumes');
   t.equal(list.statusCode, 200);
-  t.same(list.json<{ volumes: VolumeView[] }>().volumes.map((v) => v.name), ['db1', 'web.cache-2']);
+  t.same(list.json<{ volumes: VolumeView[] }>().volumes.map((v) => v.name), ['db1', 'web-cache-2']);
 
   const one = await call('GET', '/v1/volumes/db1');
   t.equal(one.statusCode, 200);

@@ -144,7 +144,7 @@ t.test('opening an export attaches the volume here and shares one store', async 
   await r.control.createVolume({ name: 'v', sizeBytes: 4 * MiB });
   const [a, b] = await Promise.all([r.open('v'), r.open('v')]);
   t.equal(a.device, b.device, 'one store per volume');
-  t.same(a.description, { name: 'v', description: 'Plinth volume v (4MiB)', sizeBytes: 4 * MiB, readOnly: false });
+  t.match(a.description, { name: 'v', description: 'Plinth volume v (4MiB)', sizeBytes: 4 * MiB, readOnly: false, capabilities: { trim: true, multiConn: true } });
   const view = await r.control.getVolume('v');
   t.equal(view.attachedTo, 'n1');
   t.equal(view.generation, 1, 'one attach, one generation, however many connections');

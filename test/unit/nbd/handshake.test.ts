@@ -91,7 +91,7 @@ t.test('LIST answers one NBD_REP_SERVER per export, then ACK', async (t) => {
   const { handshake } = setup();
   const outcome = await handshake.onOption(NBD_OPT_LIST, Buffer.alloc(0));
   t.equal(outcome.kind, 'continue');
-  t.same(types(outcome), [NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_ACK]);
+  t.same(types(outcome), [NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_ACK]);
   const first = replies(outcome)[0];
   t.equal(first?.data.subarray(4, 8).toString(), 'vol1');
   t.equal(first?.data.subarray(8).toString(), 'first volume');

@@ -19,7 +19,6 @@ export interface StaticExport {
   readonly device: BlockDevice;
   readonly description?: string;
   readonly readOnly?: boolean;
-  /** Describe with the shared ExportDescription only (no capabilities/block sizes). */
 }
 
 export class StaticExportProvider implements ExportProvider {
