@@ -1,0 +1,188 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { toError } from '../../common/plinth-error.js';
+import { decodeRequest, encodeReply, FrameSplitter } from './replica-codec.js';
+import { acceptorStep } from './replica-handshake.js';
+import { decodeHelloGreeting, encodeHelloChallenge, PROOF_BYTES } from './replica-payloads.js';
+import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
+import type { ReplicaService } from './replica-service.js';
+import { errorMessagePayload, statusOfError } from './replica-status.js';
+
+/**
+ * One accepted peer connection: HELLO first (the cluster-secret challenge),
+ * then pipelined requests served concurrently with replies in completion
+ * order. Bounded: at most `maxInFlightRequests` / `maxInFlightBytes` being
+ * served; past that, reading pauses (TCP backpressure to the owner). A bad
+ * frame or a failed handshake ends this connection only (invariant 7).
+ *
+ * A handler over an accepted socket, so the daemon can later hand it sockets
+ * from a port it shares with Raft.
+ */
+
+export interface ReplicaConnectionLimits {
+  readonly maxFrameBytes: number;
+  readonly maxInFlightRequests: number;
+  readonly maxInFlightBytes: number;
+  readonly handshakeTimeoutMs: number;
+}
+
+export interface ReplicaConnectionOptions {
+  readonly connectionId: string;
+  readonly nodeId: string;
+  readonly secret: Buffer;
+  readonly limits: ReplicaConnectionLimits;
+}
+
+export interface ReplicaConnectionModules {
+  readonly socket: Socket;
+  readonly service: ReplicaService;
+  readonly logger: Logger;
+  readonly randomBytes: (size: number) => Buffer;
+}
+
+type Phase = { readonly name: 'greeting' } | { readonly name: 'proof'; readonly verify: (proof: Buffer) => boolean; readonly peerId: string } | { readonly name: 'ready' };
+
+export class ReplicaConnection {
+  readonly connectionId: string;
+  /** Settles once the socket closed and every request finished. */
+  readonly finished: Promise<void>;
+  readonly #options: ReplicaConnectionOptions;
+  readonly #modules: ReplicaConnectionModules;
+  readonly #logger: Logger;
+  readonly #splitter: FrameSplitter;
+  readonly #queue: Buffer[] = [];
+  readonly #opened = new Set<string>();
+  readonly #running = new Set<Promise<void>>();
+  #phase: Phase = { name: 'greeting' };
+  #inFlightBytes = 0;
+  #closed = false;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ReplicaConnectionOptions, modules: ReplicaConnectionModules) {
+    this.connectionId = options.connectionId;
+    this.#options = options;
+    this.#modules = modules;
+    this.#logger = modules.logger.child({ connectionId: options.connectionId });
+    this.#splitter = new FrameSplitter(options.limits.maxFrameBytes);
+    const socket = modules.socket;
+    socket.setNoDelay(true);
+    this.finished = new Promise<void>((resolve) => {
+      socket.once('close', () => {
+        this.#closed = true;
+        clearTimeout(this.#handshakeTimer);
+        void Promise.allSettled([...this.#running]).then(() => resolve());
+      });
+    });
+    socket.on('error', (err) => this.#logger.debug({ err }, 'replica connection socket error'));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#pump());
+    this.#handshakeTimer = setTimeout(() => this.#drop(`no HELLO within ${options.limits.handshakeTimeoutMs} ms`), options.limits.handshakeTimeoutMs);
+  }
+
+  /** Hard close: in-flight requests finish against the store but their replies are dropped. */
+  close(reason: string): void {
+    this.#drop(reason);
+  }
+
+  #drop(reason: string, err?: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    const socket = this.#modules.socket;
+    this.#logger.warn({ err: err === undefined ? undefined : toError(err), remote: `${socket.remoteAddress}:${socket.remotePort}` }, `replica server: dropping connection: ${reason}`);
+    socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    const bodies = this.#splitter.push(chunk);
+    if (bodies instanceof ReplicaProtocolError) return this.#drop('bad frame', bodies);
+    this.#queue.push(...bodies);
+    this.#pump();
+  }
+
+  /** Start queued requests while under the limits; pause reading otherwise. */
+  #pump(): void {
+    const { maxInFlightRequests, maxInFlightBytes } = this.#options.limits;
+    const socket = this.#modules.socket;
+    while (!this.#closed && this.#queue.length > 0) {
+      if (this.#phase.name === 'ready' && (this.#running.size >= maxInFlightRequests || this.#inFlightBytes >= maxInFlightBytes || socket.writableNeedDrain)) break;
+      const body = this.#queue.shift();
+      if (body === undefined) break;
+      const request = decodeRequest(body);
+      if (request instanceof ReplicaProtocolError) return this.#drop('bad request', request);
+      if (this.#phase.name !== 'ready') {
+        this.#handshake(request);
+        continue;
+      }
+      this.#start(request);
+    }
+    const saturated = this.#queue.length > 0;
+    if (saturated && !socket.isPaused()) socket.pause();
+    if (!saturated && socket.isPaused() && !this.#closed) socket.resume();
+  }
+
+  #start(request: ReplicaRequest): void {
+    const costBytes = request.payload.length + (request.opcode === Opcode.READ ? request.lengthBytes : 0);
+    this.#inFlightBytes += costBytes;
+    const work = this.#serve(request).finally(() => {
+      this.#inFlightBytes -= costBytes;
+      this.#running.delete(work);
+      this.#pump();
+    });
+    this.#running.add(work);
+  }
+
+  async #serve(request: ReplicaRequest): Promise<void> {
+    let reply: { status: Status; payload: Buffer };
+    try {
+      reply = { status: Status.OK, payload: await this.#modules.service.execute(request, this.#opened) };
+    } catch (err) {
+      const status = statusOfError(err);
+      if (status === Status.IO_ERROR) this.#logger.error({ err, opcode: request.opcode, volumeId: request.volumeId }, 'replica request failed');
+      else this.#logger.debug({ err, opcode: request.opcode, volumeId: request.volumeId }, 'replica request refused');
+      reply = { status, payload: errorMessagePayload(err) };
+    }
+    this.#send(request.requestId, reply.status, reply.payload);
+  }
+
+  #send(requestId: number, status: Status, payload: Buffer): void {
+    if (this.#closed) return;
+    this.#modules.socket.write(encodeReply({ requestId, status, payload }));
+  }
+
+  /** HELLO steps (replica-handshake.ts); anything else before it completes is refused and ends the connection. */
+  #handshake(request: ReplicaRequest): void {
+    const { secret, nodeId } = this.#options;
+    const isProof = (request.flags & RequestFlag.HELLO_PROOF) !== 0;
+    if (request.opcode !== Opcode.HELLO) {
+      return this.#refuse(request.requestId, `opcode ${request.opcode} before HELLO`);
+    }
+    if (this.#phase.name === 'greeting' && !isProof) {
+      const greeting = decodeHelloGreeting(request.payload);
+      if (greeting instanceof ReplicaProtocolError) return this.#drop('malformed HELLO', greeting);
+      const step = acceptorStep(secret, nodeId, greeting, this.#modules.randomBytes(greeting.nonce.length));
+      this.#phase = { name: 'proof', verify: step.verifyDialerProof, peerId: greeting.nodeId };
+      this.#send(request.requestId, Status.OK, encodeHelloChallenge(step.challenge));
+      return;
+    }
+    if (this.#phase.name === 'proof' && isProof && request.payload.length === PROOF_BYTES && this.#phase.verify(request.payload)) {
+      clearTimeout(this.#handshakeTimer);
+      this.#logger.debug({ peerId: this.#phase.peerId }, 'replica peer authenticated');
+      this.#phase = { name: 'ready' };
+      this.#send(request.requestId, Status.OK, Buffer.alloc(0));
+      return;
+    }
+    this.#refuse(request.requestId, 'peer failed the cluster-secret challenge');
+  }
+
+  /** Answer UNAUTHORIZED, then close: the reply is flushed, a peer that does not close is cut after a second. */
+  #refuse(requestId: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    this.#logger.warn({ remote: this.#modules.socket.remoteAddress }, `replica server: refusing connection: ${reason}`);
+    this.#modules.socket.end(encodeReply({ requestId, status: Status.UNAUTHORIZED, payload: errorMessagePayload(reason) }));
+    setTimeout(() => this.#modules.socket.destroy(), 1000).unref();
+  }
+}
