@@ -7,6 +7,9 @@
  * implementation asserts the same facts and throws PlinthError
  * OUT_OF_RANGE / INVALID_ARGUMENT rather than touching a disk on a bad request.
  *
+ * Buffers: write() must not keep `data`, and read() must not keep `target`,
+ * after its promise settles — the NBD server recycles both (buffer-pool.ts).
+ *
  * Durability: a write is durable once it completed with `fua`, or once a
  * later flush() completed. flush() covers every write that completed before
  * it was called, from any caller of the same device (NBD CAN_MULTI_CONN).

@@ -1,5 +1,6 @@
 import { CLIENT_FLAGS_BYTES, NBD_CMD_WRITE, OPTION_HEADER_BYTES, REQUEST_HEADER_BYTES, optionName } from './constants.js';
 import { type ClientFlags, decodeClientFlags, decodeOptionHeader, type OptionHeader } from './handshake-codec.js';
+import type { BufferPool } from './buffer-pool.js';
 import { ProtocolError } from './protocol-error.js';
 import { decodeRequestHeader, type RequestHeader } from './transmission-codec.js';
 
@@ -47,6 +48,7 @@ type Phase = 'clientFlags' | 'options' | 'requests';
 
 export class FrameReader {
   private readonly limits: FrameReaderLimits;
+  private readonly buffers: BufferPool | undefined;
   private phase: Phase = 'clientFlags';
   private readonly chunks: Buffer[] = [];
   /** Read position inside chunks[0]. */
@@ -59,8 +61,13 @@ export class FrameReader {
   /** After a protocol error the stream cannot be resynchronised: every later call returns it. */
   private failure: ProtocolError | undefined;
 
-  constructor(limits: FrameReaderLimits) {
+  /**
+   * With `buffers`, a WRITE payload that spans chunks is assembled in a
+   * pooled buffer; whoever consumes the request releases it (buffer-pool.ts).
+   */
+  constructor(limits: FrameReaderLimits, buffers?: BufferPool) {
     this.limits = limits;
+    this.buffers = buffers;
   }
 
   /** Bytes received but not yet returned as messages. */
@@ -173,7 +180,7 @@ export class FrameReader {
       return undefined;
     }
     this.pendingRequest = undefined;
-    return { kind: 'request', header, payload: this.take(header.lengthBytes), payloadDiscarded: false };
+    return { kind: 'request', header, payload: this.take(header.lengthBytes, this.buffers), payloadDiscarded: false };
   }
 
   /**
@@ -202,8 +209,8 @@ export class FrameReader {
     this.bufferedBytes = 0;
   }
 
-  /** Remove and return `count` buffered bytes (count <= bufferedBytes). */
-  private take(count: number): Buffer {
+  /** Remove and return `count` buffered bytes (count <= bufferedBytes); assembled in `pool`'s buffer when given. */
+  private take(count: number, pool?: BufferPool): Buffer {
     const head = this.chunks[0];
     if (count === 0 || head === undefined) {
       return Buffer.alloc(0);
@@ -213,7 +220,7 @@ export class FrameReader {
       this.consume(count);
       return view;
     }
-    const assembled = Buffer.allocUnsafe(count);
+    const assembled = pool === undefined ? Buffer.allocUnsafe(count) : pool.acquire(count);
     let filled = 0;
     while (filled < count) {
       const chunk = this.chunks[0];

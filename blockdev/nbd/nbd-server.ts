@@ -3,6 +3,7 @@ import type pino from 'pino';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import { type NbdLimits, resolveNbdLimits } from './limits.js';
+import { BufferPool } from './buffer-pool.js';
 import { NbdConnection } from './nbd-connection.js';
 
 /**
@@ -49,6 +50,8 @@ class TcpNbdServer implements NbdServer {
   private readonly logger: pino.Logger;
   private readonly server: Server;
   private readonly connections = new Map<string, NbdConnection>();
+  /** Large READ replies and WRITE payloads, recycled across this server's connections. */
+  private readonly buffers = new BufferPool();
   private nextConnectionNumber = 1;
   private closing: Promise<void> | undefined;
 
@@ -150,7 +153,7 @@ class TcpNbdServer implements NbdServer {
     this.nextConnectionNumber += 1;
     const connection = new NbdConnection(
       { connectionId, limits: this.limits },
-      { socket, exports: this.modules.exports, logger: this.logger },
+      { socket, exports: this.modules.exports, logger: this.logger, buffers: this.buffers },
     );
     this.connections.set(connectionId, connection);
     connection.finished.then(

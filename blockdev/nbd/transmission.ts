@@ -24,9 +24,8 @@ import type { RequestMessage } from './frame-reader.js';
 import type { NegotiatedExport } from './handshake.js';
 import type { NbdLimits } from './limits.js';
 import { validateRequest } from './request-validation.js';
+import { BufferPool } from './buffer-pool.js';
 import {
-  allocateOffsetDataChunk,
-  allocateSimpleReadReply,
   encodeBlockStatusChunk,
   encodeSimpleReply,
   encodeStructuredError,
@@ -46,8 +45,12 @@ import {
 
 /** Where finished replies go: the connection shell. */
 export interface ReplySink {
-  /** One complete reply (simple reply or a whole structured reply). */
-  sendReply(reply: Buffer): void;
+  /**
+   * One complete reply (simple reply or a whole structured reply).
+   * `afterWrite`, when given, runs once the socket has taken every byte of
+   * `reply` (not if the write failed): the reply buffer may be recycled then.
+   */
+  sendReply(reply: Buffer, afterWrite?: () => void): void;
   /** The request is over (reply handed to sendReply); give back its budget. */
   requestFinished(accountedBytes: number): void;
 }
@@ -62,10 +65,14 @@ export interface TransmissionOptions {
 export interface TransmissionModules {
   readonly sink: ReplySink;
   readonly logger: pino.Logger;
+  /** Where large READ replies come from and WRITE payloads go back to (default: a pool of its own). */
+  readonly buffers?: BufferPool;
 }
 
 const NO_WRITE_OPTIONS: WriteOptions = Object.freeze({});
 const FUA_WRITE_OPTIONS: WriteOptions = Object.freeze({ fua: true });
+/** Replies shorter than this never come from the buffer pool (its minimum is 64 KiB). */
+const READ_REPLY_RECYCLE_MIN_BYTES = 4096;
 
 /** Data bytes a request holds while in flight (WRITE payload or READ reply). */
 export function accountedBytesOf(header: RequestHeader): number {
@@ -79,6 +86,7 @@ export class TransmissionSession {
   private readonly label: string;
   private readonly sink: ReplySink;
   private readonly logger: pino.Logger;
+  private readonly buffers: BufferPool;
 
   constructor(options: TransmissionOptions, modules: TransmissionModules) {
     this.negotiated = options.negotiated;
@@ -87,6 +95,7 @@ export class TransmissionSession {
     this.label = options.connectionLabel;
     this.sink = modules.sink;
     this.logger = modules.logger;
+    this.buffers = modules.buffers ?? new BufferPool();
   }
 
   /** Start serving one request; its reply reaches the sink later. Never throws. */
@@ -95,6 +104,7 @@ export class TransmissionSession {
     const accounted = accountedBytesOf(header);
     const rejection = validateRequest(header, this.negotiated, message.payloadDiscarded);
     if (rejection !== undefined) {
+      this.releasePayload(message.payload);
       this.logger.debug({ connection: this.label, command: commandName(header.type) }, rejection.message);
       this.sink.sendReply(this.errorReply(header, rejection.errno, rejection.message));
       this.sink.requestFinished(accounted);
@@ -109,6 +119,7 @@ export class TransmissionSession {
   /** proto.md "Terminating the transmission phase": during shutdown, answer with ESHUTDOWN. */
   rejectForShutdown(message: RequestMessage): void {
     const { header } = message;
+    this.releasePayload(message.payload);
     this.sink.sendReply(this.errorReply(header, NBD_ESHUTDOWN, 'server is shutting down'));
     this.sink.requestFinished(accountedBytesOf(header));
   }
@@ -121,7 +132,8 @@ export class TransmissionSession {
       reply = this.deviceErrorReply(header, error);
     }
     try {
-      this.sink.sendReply(reply);
+      // Only data-carrying READ replies can come from the pool; release() ignores the rest.
+      this.sink.sendReply(reply, reply.length >= READ_REPLY_RECYCLE_MIN_BYTES ? () => this.buffers.release(reply) : undefined);
     } finally {
       this.sink.requestFinished(accounted);
     }
@@ -153,9 +165,9 @@ export class TransmissionSession {
   private async read(header: RequestHeader): Promise<Buffer> {
     const { handle, offset, lengthBytes } = header;
     if (!this.negotiated.structuredReplies) {
-      const reply = allocateSimpleReadReply(lengthBytes);
+      const reply = this.buffers.acquire(SIMPLE_REPLY_HEADER_BYTES + lengthBytes);
       if (lengthBytes > 0) {
-        await this.device.read(offset, reply.subarray(SIMPLE_REPLY_HEADER_BYTES));
+        await this.readInto(offset, reply, SIMPLE_REPLY_HEADER_BYTES);
       }
       writeSimpleReplyHeader(reply, 0, handle);
       return reply;
@@ -164,21 +176,42 @@ export class TransmissionSession {
       // OFFSET_DATA must carry at least one byte; an empty read is just done.
       return encodeStructuredNone(handle);
     }
-    const reply = allocateOffsetDataChunk(lengthBytes);
-    await this.device.read(offset, reply.subarray(OFFSET_DATA_HEADER_BYTES));
+    const reply = this.buffers.acquire(OFFSET_DATA_HEADER_BYTES + lengthBytes);
+    await this.readInto(offset, reply, OFFSET_DATA_HEADER_BYTES);
     writeOffsetDataHeader(reply, NBD_REPLY_FLAG_DONE, handle, offset);
     return reply;
+  }
+
+  /** The device fills `reply` after its header; on failure the buffer goes back to the pool. */
+  private async readInto(offset: number, reply: Buffer, headerBytes: number): Promise<void> {
+    try {
+      await this.device.read(offset, reply.subarray(headerBytes));
+    } catch (error) {
+      this.buffers.release(reply);
+      throw error;
+    }
   }
 
   private async write(header: RequestHeader, payload: Buffer | undefined): Promise<Buffer> {
     if (payload === undefined || payload.length !== header.lengthBytes) {
       throw new PlinthError('INTERNAL', 'WRITE reached dispatch without its payload');
     }
-    if (payload.length > 0) {
-      const fua = (header.flags & NBD_CMD_FLAG_FUA) !== 0;
-      await this.device.write(header.offset, payload, fua ? FUA_WRITE_OPTIONS : NO_WRITE_OPTIONS);
+    try {
+      if (payload.length > 0) {
+        const fua = (header.flags & NBD_CMD_FLAG_FUA) !== 0;
+        await this.device.write(header.offset, payload, fua ? FUA_WRITE_OPTIONS : NO_WRITE_OPTIONS);
+      }
+    } finally {
+      // BlockDevice.write holds the data only until it settles.
+      this.buffers.release(payload);
     }
     return encodeSimpleReply(0, header.handle);
+  }
+
+  private releasePayload(payload: Buffer | undefined): void {
+    if (payload !== undefined) {
+      this.buffers.release(payload);
+    }
   }
 
   private async trim(header: RequestHeader): Promise<Buffer> {

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { type Disk, openDisk } from './disk.js';
+import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions } from './inline-io-policy.js';
 import { FIRST_DATA_EXTENT } from './extent-allocator.js';
 import { MAX_DISKS } from './extent-map.js';
 import type { DiskRecord, MetadataStore, PoolRecord } from './metadata-store.js';
@@ -34,14 +35,15 @@ interface Candidate {
 }
 
 export async function attachDisks(
-  options: { specs: readonly DiskSpec[]; record: PoolRecord },
+  options: { specs: readonly DiskSpec[]; record: PoolRecord; inlineIo?: InlineIoOptions },
   modules: { metadata: MetadataStore; logger: Logger },
 ): Promise<{ disks: AttachedDisk[]; record: PoolRecord }> {
+  const inlineIo = options.inlineIo ?? DEFAULT_INLINE_IO_OPTIONS;
   const opened: Disk[] = [];
   try {
     const candidates: Candidate[] = [];
     for (const spec of options.specs) {
-      const candidate = await openCandidate(spec, options.record, modules.logger);
+      const candidate = await openCandidate(spec, options.record, inlineIo, modules.logger);
       opened.push(candidate.disk);
       candidates.push(candidate);
     }
@@ -67,11 +69,12 @@ export async function attachDisks(
   }
 }
 
-async function openCandidate(spec: DiskSpec, record: PoolRecord, logger: Logger): Promise<Candidate> {
+async function openCandidate(spec: DiskSpec, record: PoolRecord, inlineIo: InlineIoOptions, logger: Logger): Promise<Candidate> {
   const path = resolve(spec.path);
   const recordedHere = record.disks.find((disk) => disk.path === path);
+  const mayCreate = recordedHere === undefined;
   const disk = await openDisk(
-    spec.sizeBytes === undefined ? { path, mayCreate: recordedHere === undefined } : { path, sizeBytes: spec.sizeBytes, mayCreate: recordedHere === undefined },
+    spec.sizeBytes === undefined ? { path, mayCreate, inlineIo } : { path, sizeBytes: spec.sizeBytes, mayCreate, inlineIo },
     logger,
   );
   const head = Buffer.alloc(Math.min(PROBE_BYTES, disk.sizeBytes));

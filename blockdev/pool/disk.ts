@@ -4,13 +4,15 @@ import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { CoalescedTask } from './coalesced-task.js';
 import { toDiskError } from './disk-errors.js';
-import { closeFile, fdatasync, fstatBig, ftruncate, openFile, readFully, writeFully } from './fs-callbacks.js';
+import { closeFile, fdatasync, fstatBig, ftruncate, openFile, readFully, readFullySync, writeFully, writeFullySync } from './fs-callbacks.js';
+import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions, InlineIoPolicy, type InlineIoStats } from './inline-io-policy.js';
 
 /**
  * One pool disk: an open file descriptor on a raw block device or a plain
  * file, with full-length positional I/O, a dirty flag, and a coalesced
  * fdatasync (one in flight per disk; callers that arrive meanwhile share
- * the next one).
+ * the next one). Small reads and writes run inline on the event loop while
+ * they are fast (inline-io-policy.ts); fdatasync always goes to the threadpool.
  */
 export type DiskKind = 'file' | 'block';
 
@@ -20,6 +22,17 @@ export interface OpenDiskOptions {
   readonly sizeBytes?: number;
   /** False when the path is a recorded pool disk: a missing one must not be recreated empty. */
   readonly mayCreate: boolean;
+  /** Inline I/O policy of this disk (default DEFAULT_INLINE_IO_OPTIONS). */
+  readonly inlineIo?: InlineIoOptions;
+}
+
+interface DiskFields {
+  path: string;
+  kind: DiskKind;
+  sizeBytes: number;
+  createdSparse: boolean;
+  fd: number;
+  inlineIo: InlineIoOptions;
 }
 
 export class Disk {
@@ -32,22 +45,31 @@ export class Disk {
   dirty = false;
   readonly #fd: number;
   readonly #sync: CoalescedTask;
+  readonly #inline: InlineIoPolicy;
   #closed = false;
 
-  constructor(fields: { path: string; kind: DiskKind; sizeBytes: number; createdSparse: boolean; fd: number }) {
+  constructor(fields: DiskFields) {
     this.path = fields.path;
     this.kind = fields.kind;
     this.sizeBytes = fields.sizeBytes;
     this.createdSparse = fields.createdSparse;
     this.#fd = fields.fd;
     this.#sync = new CoalescedTask(() => this.#fdatasync());
+    this.#inline = new InlineIoPolicy(fields.inlineIo, performance);
+  }
+
+  /** How many ops ran inline or on the threadpool, for metrics and tests. */
+  inlineIoStats(): InlineIoStats {
+    return this.#inline.stats();
   }
 
   /** Read exactly `lengthBytes` at `position` into `target[targetOffset..]`. */
   async read(target: Buffer, targetOffset: number, lengthBytes: number, position: number): Promise<void> {
     let bytesRead: number;
     try {
-      bytesRead = await readFully(this.#fd, target, targetOffset, lengthBytes, position);
+      bytesRead = this.#inline.shouldInline(lengthBytes)
+        ? this.#readInline(target, targetOffset, lengthBytes, position)
+        : await readFully(this.#fd, target, targetOffset, lengthBytes, position);
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'read', position, lengthBytes });
     }
@@ -63,7 +85,11 @@ export class Disk {
 
   async write(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): Promise<void> {
     try {
-      await writeFully(this.#fd, source, sourceOffset, lengthBytes, position);
+      if (this.#inline.shouldInline(lengthBytes)) {
+        this.#writeInline(source, sourceOffset, lengthBytes, position);
+      } else {
+        await writeFully(this.#fd, source, sourceOffset, lengthBytes, position);
+      }
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
     }
@@ -84,6 +110,24 @@ export class Disk {
       await closeFile(this.#fd);
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'close' });
+    }
+  }
+
+  #readInline(target: Buffer, targetOffset: number, lengthBytes: number, position: number): number {
+    const startedMs = this.#inline.startInline();
+    try {
+      return readFullySync(this.#fd, target, targetOffset, lengthBytes, position);
+    } finally {
+      this.#inline.finishInline(startedMs);
+    }
+  }
+
+  #writeInline(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): void {
+    const startedMs = this.#inline.startInline();
+    try {
+      writeFullySync(this.#fd, source, sourceOffset, lengthBytes, position);
+    } finally {
+      this.#inline.finishInline(startedMs);
     }
   }
 
@@ -140,6 +184,7 @@ async function createFile(path: string): Promise<number> {
 
 async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: boolean, logger: Logger): Promise<Disk> {
   const { path } = options;
+  const inlineIo = options.inlineIo ?? DEFAULT_INLINE_IO_OPTIONS;
   const stats = await fstatBig(fd).catch((err: unknown) => {
     throw toDiskError(err, { path, operation: 'fstat' });
   });
@@ -148,7 +193,7 @@ async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: b
     if (options.sizeBytes !== undefined && options.sizeBytes !== sizeBytes) {
       logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes }, 'size given for a block device is ignored; using the device size');
     }
-    return new Disk({ path, kind: 'block', sizeBytes, createdSparse: false, fd });
+    return new Disk({ path, kind: 'block', sizeBytes, createdSparse: false, fd, inlineIo });
   }
   if (!stats.isFile()) {
     throw new PlinthError('INVALID_ARGUMENT', `disk ${path} is neither a block device nor a regular file`, { path });
@@ -160,12 +205,12 @@ async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: b
     await ftruncate(fd, options.sizeBytes).catch((err: unknown) => {
       throw toDiskError(err, { path, operation: 'ftruncate' });
     });
-    return new Disk({ path, kind: 'file', sizeBytes: options.sizeBytes, createdSparse: true, fd });
+    return new Disk({ path, kind: 'file', sizeBytes: options.sizeBytes, createdSparse: true, fd, inlineIo });
   }
   if (options.sizeBytes !== undefined && options.sizeBytes !== currentSizeBytes) {
     logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes: currentSizeBytes }, 'existing file disk is used at its current size');
   }
-  return new Disk({ path, kind: 'file', sizeBytes: currentSizeBytes, createdSparse: false, fd });
+  return new Disk({ path, kind: 'file', sizeBytes: currentSizeBytes, createdSparse: false, fd, inlineIo });
 }
 
 /**

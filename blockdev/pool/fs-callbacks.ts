@@ -83,3 +83,30 @@ export function ftruncate(fd: number, lengthBytes: number): Promise<void> {
     fs.ftruncate(fd, lengthBytes, (err) => (err ? reject(err) : resolve()));
   });
 }
+
+/**
+ * Synchronous twins of readFully/writeFully for inline I/O
+ * (inline-io-policy.ts): same contract, on the event loop, no promise.
+ */
+export function readFullySync(fd: number, target: Buffer, targetOffset: number, length: number, position: number): number {
+  let doneBytes = 0;
+  while (doneBytes < length) {
+    const bytesRead = fs.readSync(fd, target, targetOffset + doneBytes, length - doneBytes, position + doneBytes);
+    if (bytesRead === 0) {
+      break;
+    }
+    doneBytes += bytesRead;
+  }
+  return doneBytes;
+}
+
+export function writeFullySync(fd: number, source: Buffer, sourceOffset: number, length: number, position: number): void {
+  let doneBytes = 0;
+  while (doneBytes < length) {
+    const bytesWritten = fs.writeSync(fd, source, sourceOffset + doneBytes, length - doneBytes, position + doneBytes);
+    if (bytesWritten === 0) {
+      throw Object.assign(new Error(`write made no progress at position ${position + doneBytes}`), { code: 'EIO' });
+    }
+    doneBytes += bytesWritten;
+  }
+}

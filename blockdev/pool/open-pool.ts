@@ -6,6 +6,7 @@ import { DiskPool, type VolumeState } from './disk-pool.js';
 import { attachDisks, type AttachedDisk } from './disk-set.js';
 import { type AllocatorDiskOptions, ExtentAllocator } from './extent-allocator.js';
 import { ExtentIo } from './extent-io.js';
+import { type InlineIoOptions, resolveInlineIoOptions } from './inline-io-policy.js';
 import { ExtentMap, locationDiskIndex, MAX_DISKS } from './extent-map.js';
 import { MetadataStore, POOL_RECORD_VERSION, type PoolDatabase, type PoolRecord } from './metadata-store.js';
 import { DEFAULT_METADATA_QUEUE_LIMIT, PoolFlusher } from './pool-flusher.js';
@@ -30,6 +31,13 @@ export interface OpenPoolOptions {
   readonly extentSizeBytes?: number;
   /** Queued metadata changes that start a background flush (default 4096). */
   readonly metadataQueueLimit?: number;
+  /**
+   * When small disk reads and writes run synchronously on the event loop
+   * (inline-io-policy.ts has the measurements). Default: up to 64 KiB, off
+   * for a cool-down after an op slower than 1 ms. `{ maxInlineBytes: 0 }`
+   * sends everything to the threadpool.
+   */
+  readonly inlineIo?: Partial<InlineIoOptions>;
 }
 
 export interface OpenPoolModules {
@@ -44,9 +52,10 @@ export async function openPool(options: OpenPoolOptions, modules: OpenPoolModule
       diskCount: options.disks.length,
     });
   }
+  const inlineIo = resolveInlineIoOptions(options.inlineIo);
   const metadata = new MetadataStore(modules.db);
   const initialRecord = await loadOrCreateRecord(options.extentSizeBytes, metadata, logger);
-  const { disks, record } = await attachDisks({ specs: options.disks, record: initialRecord }, { metadata, logger });
+  const { disks, record } = await attachDisks({ specs: options.disks, record: initialRecord, inlineIo }, { metadata, logger });
   try {
     return await assemblePool({ disks, record, metadataQueueLimit: options.metadataQueueLimit ?? DEFAULT_METADATA_QUEUE_LIMIT }, { metadata, logger });
   } catch (err) {
