@@ -73,5 +73,24 @@ export interface BlockDevice {
    * and at most `lengthBytes`, in order, contiguous, each lengthBytes > 0.
    */
   blockStatus(offset: number, lengthBytes: number): Promise<ExtentStatus[]>;
+  /**
+   * Optional fast paths; callers use them when present and fall back to
+   * read()/write() otherwise (same contracts, same validation).
+   *
+   * readInline/writeInline complete the I/O synchronously and return true
+   * when they can (e.g. small page-cache I/O, pool inline-io-policy.ts), or
+   * return false having done nothing; errors throw. They save the promise
+   * layers per request on the qd1 path. writeInline has no options: FUA
+   * writes go through write().
+   */
+  readInline?(offset: number, target: Buffer): boolean;
+  writeInline?(offset: number, data: Buffer): boolean;
+  /**
+   * write() of the concatenation of `chunks` (kept as the socket delivered
+   * them, so nothing is assembled in memory). Same buffer rule as write():
+   * the chunks are not kept after the promise settles. Callers keep the
+   * chunk count small (NBD: at most MAX_WRITE_PAYLOAD_CHUNKS).
+   */
+  writev?(offset: number, chunks: readonly Buffer[], options?: WriteOptions): Promise<void>;
 }
 

@@ -286,7 +286,7 @@ export class NbdConnection {
       { negotiated, limits: this.limits, connectionLabel: `${this.id} ${this.remoteAddress}` },
       { sink: this, logger: this.logger, buffers: this.buffers },
     );
-    this.reader.startTransmission();
+    this.reader.startTransmission(negotiated.handle.device.writev !== undefined);
     this.phase = 'transmission';
     this.clearHandshakeTimer();
     this.logger.info(

@@ -74,6 +74,10 @@ const FUA_WRITE_OPTIONS: WriteOptions = Object.freeze({ fua: true });
 /** Replies shorter than this never come from the buffer pool (its minimum is 64 KiB). */
 const READ_REPLY_RECYCLE_MIN_BYTES = 4096;
 
+function writeOptionsOf(header: RequestHeader): WriteOptions {
+  return (header.flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA_WRITE_OPTIONS : NO_WRITE_OPTIONS;
+}
+
 /** Data bytes a request holds while in flight (WRITE payload or READ reply). */
 export function accountedBytesOf(header: RequestHeader): number {
   return header.type === NBD_CMD_READ || header.type === NBD_CMD_WRITE ? header.lengthBytes : 0;
@@ -110,7 +114,14 @@ export class TransmissionSession {
       this.sink.requestFinished(accounted);
       return;
     }
-    this.execute(header, message.payload, accounted).catch((error: unknown) => {
+    if (header.type === NBD_CMD_READ && this.device.readInline !== undefined && this.tryReadInline(header, accounted)) {
+      return;
+    }
+    if (header.type === NBD_CMD_WRITE && message.payload !== undefined && this.tryWriteInline(header, message.payload, accounted)) {
+      return;
+    }
+    const payload = message.payloadChunks === undefined ? message.payload : message.payloadChunks;
+    this.execute(header, payload, accounted).catch((error: unknown) => {
       // execute() handles device errors itself; reaching here is a bug in the shell.
       this.logger.error({ connection: this.label, err: toError(error) }, 'NBD request handling failed');
     });
@@ -124,13 +135,72 @@ export class TransmissionSession {
     this.sink.requestFinished(accountedBytesOf(header));
   }
 
-  private async execute(header: RequestHeader, payload: Buffer | undefined, accounted: number): Promise<void> {
+  /**
+   * The synchronous READ path (BlockDevice.readInline): when the device
+   * completes the read inline, the reply goes out in this call with no
+   * promise at all. Perf round 2: qd1 spent ~18 µs per request in the JS
+   * path between socket read and socket write. False: nothing was done.
+   */
+  private tryReadInline(header: RequestHeader, accounted: number): boolean {
+    const { handle, offset, lengthBytes } = header;
+    const structured = this.negotiated.structuredReplies;
+    const readInline = this.device.readInline;
+    if (lengthBytes === 0 || readInline === undefined) {
+      return false;
+    }
+    const headerBytes = structured ? OFFSET_DATA_HEADER_BYTES : SIMPLE_REPLY_HEADER_BYTES;
+    const reply = this.buffers.acquire(headerBytes + lengthBytes);
+    try {
+      if (!readInline.call(this.device, offset, reply.subarray(headerBytes))) {
+        this.buffers.release(reply);
+        return false;
+      }
+    } catch (error) {
+      this.buffers.release(reply);
+      this.finish(this.deviceErrorReply(header, error), accounted);
+      return true;
+    }
+    if (structured) {
+      writeOffsetDataHeader(reply, NBD_REPLY_FLAG_DONE, handle, offset);
+    } else {
+      writeSimpleReplyHeader(reply, 0, handle);
+    }
+    this.finish(reply, accounted);
+    return true;
+  }
+
+  /** The synchronous WRITE path (BlockDevice.writeInline), like tryReadInline; FUA writes take write(). */
+  private tryWriteInline(header: RequestHeader, payload: Buffer, accounted: number): boolean {
+    const writeInline = this.device.writeInline;
+    if (writeInline === undefined || payload.length === 0 || payload.length !== header.lengthBytes || (header.flags & NBD_CMD_FLAG_FUA) !== 0) {
+      return false;
+    }
+    let reply: Buffer;
+    try {
+      if (!writeInline.call(this.device, header.offset, payload)) {
+        return false;
+      }
+      reply = encodeSimpleReply(0, header.handle);
+    } catch (error) {
+      reply = this.deviceErrorReply(header, error);
+    }
+    // The device is done with the data either way.
+    this.buffers.release(payload);
+    this.finish(reply, accounted);
+    return true;
+  }
+
+  private async execute(header: RequestHeader, payload: Buffer | readonly Buffer[] | undefined, accounted: number): Promise<void> {
     let reply: Buffer;
     try {
       reply = await this.perform(header, payload);
     } catch (error) {
       reply = this.deviceErrorReply(header, error);
     }
+    this.finish(reply, accounted);
+  }
+
+  private finish(reply: Buffer, accounted: number): void {
     try {
       // Only data-carrying READ replies can come from the pool; release() ignores the rest.
       this.sink.sendReply(reply, reply.length >= READ_REPLY_RECYCLE_MIN_BYTES ? () => this.buffers.release(reply) : undefined);
@@ -139,7 +209,7 @@ export class TransmissionSession {
     }
   }
 
-  private perform(header: RequestHeader, payload: Buffer | undefined): Promise<Buffer> {
+  private perform(header: RequestHeader, payload: Buffer | readonly Buffer[] | undefined): Promise<Buffer> {
     switch (header.type) {
       case NBD_CMD_READ:
         return this.read(header);
@@ -192,20 +262,39 @@ export class TransmissionSession {
     }
   }
 
-  private async write(header: RequestHeader, payload: Buffer | undefined): Promise<Buffer> {
-    if (payload === undefined || payload.length !== header.lengthBytes) {
+  private async write(header: RequestHeader, payload: Buffer | readonly Buffer[] | undefined): Promise<Buffer> {
+    if (payload === undefined) {
       throw new PlinthError('INTERNAL', 'WRITE reached dispatch without its payload');
     }
+    if (!Buffer.isBuffer(payload)) {
+      await this.writeChunks(header, payload);
+      return encodeSimpleReply(0, header.handle);
+    }
     try {
+      if (payload.length !== header.lengthBytes) {
+        throw new PlinthError('INTERNAL', 'WRITE reached dispatch with a payload of the wrong length');
+      }
       if (payload.length > 0) {
-        const fua = (header.flags & NBD_CMD_FLAG_FUA) !== 0;
-        await this.device.write(header.offset, payload, fua ? FUA_WRITE_OPTIONS : NO_WRITE_OPTIONS);
+        await this.device.write(header.offset, payload, writeOptionsOf(header));
       }
     } finally {
       // BlockDevice.write holds the data only until it settles.
       this.buffers.release(payload);
     }
     return encodeSimpleReply(0, header.handle);
+  }
+
+  /** A payload kept as socket chunks (frame-reader.ts): one device writev, nothing to release. */
+  private async writeChunks(header: RequestHeader, chunks: readonly Buffer[]): Promise<void> {
+    let lengthBytes = 0;
+    for (const chunk of chunks) {
+      lengthBytes += chunk.length;
+    }
+    const writev = this.device.writev;
+    if (lengthBytes !== header.lengthBytes || writev === undefined) {
+      throw new PlinthError('INTERNAL', 'WRITE reached dispatch with payload chunks it cannot write');
+    }
+    await writev.call(this.device, header.offset, chunks, writeOptionsOf(header));
   }
 
   private releasePayload(payload: Buffer | undefined): void {

@@ -4,7 +4,19 @@ import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { CoalescedTask } from './coalesced-task.js';
 import { toDiskError } from './disk-errors.js';
-import { closeFile, fdatasync, fstatBig, ftruncate, openFile, readFully, readFullySync, writeFully, writeFullySync } from './fs-callbacks.js';
+import {
+  closeFile,
+  fdatasync,
+  fstatBig,
+  ftruncate,
+  openFile,
+  readFully,
+  readFullySync,
+  writeFully,
+  writeFullySync,
+  writevFully,
+  writevFullySync,
+} from './fs-callbacks.js';
 import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions, InlineIoPolicy, type InlineIoStats } from './inline-io-policy.js';
 
 /**
@@ -64,15 +76,48 @@ export class Disk {
   }
 
   /** Read exactly `lengthBytes` at `position` into `target[targetOffset..]`. */
-  async read(target: Buffer, targetOffset: number, lengthBytes: number, position: number): Promise<void> {
+  read(target: Buffer, targetOffset: number, lengthBytes: number, position: number): Promise<void> {
+    try {
+      if (this.tryReadInline(target, targetOffset, lengthBytes, position)) {
+        return Promise.resolve();
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#readOnThreadpool(target, targetOffset, lengthBytes, position);
+  }
+
+  /**
+   * The synchronous fast path of read(): true when the policy allowed inline
+   * I/O and the read completed (errors throw); false when nothing was done
+   * and the caller must use read()'s threadpool path (via read()).
+   */
+  tryReadInline(target: Buffer, targetOffset: number, lengthBytes: number, position: number): boolean {
+    if (!this.#inline.tryInline(lengthBytes)) {
+      return false;
+    }
     let bytesRead: number;
     try {
-      bytesRead = this.#inline.shouldInline(lengthBytes)
-        ? this.#readInline(target, targetOffset, lengthBytes, position)
-        : await readFully(this.#fd, target, targetOffset, lengthBytes, position);
+      bytesRead = this.#readInline(target, targetOffset, lengthBytes, position);
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'read', position, lengthBytes });
     }
+    this.#checkFullRead(bytesRead, lengthBytes, position);
+    return true;
+  }
+
+  async #readOnThreadpool(target: Buffer, targetOffset: number, lengthBytes: number, position: number): Promise<void> {
+    this.#inline.noteThreadpoolOp();
+    let bytesRead: number;
+    try {
+      bytesRead = await readFully(this.#fd, target, targetOffset, lengthBytes, position);
+    } catch (err) {
+      throw toDiskError(err, { path: this.path, operation: 'read', position, lengthBytes });
+    }
+    this.#checkFullRead(bytesRead, lengthBytes, position);
+  }
+
+  #checkFullRead(bytesRead: number, lengthBytes: number, position: number): void {
     if (bytesRead !== lengthBytes) {
       throw new PlinthError('IO_ERROR', `disk ${this.path}: short read at ${position} (${bytesRead} of ${lengthBytes} bytes)`, {
         path: this.path,
@@ -83,13 +128,59 @@ export class Disk {
     }
   }
 
-  async write(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): Promise<void> {
+  write(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): Promise<void> {
     try {
-      if (this.#inline.shouldInline(lengthBytes)) {
-        this.#writeInline(source, sourceOffset, lengthBytes, position);
-      } else {
-        await writeFully(this.#fd, source, sourceOffset, lengthBytes, position);
+      if (this.tryWriteInline(source, sourceOffset, lengthBytes, position)) {
+        return Promise.resolve();
       }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#writeOnThreadpool(writeFully(this.#fd, source, sourceOffset, lengthBytes, position), lengthBytes, position);
+  }
+
+  /** The synchronous fast path of write(), like tryReadInline. */
+  tryWriteInline(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): boolean {
+    if (!this.#inline.tryInline(lengthBytes)) {
+      return false;
+    }
+    const startedMs = this.#inline.startInline();
+    try {
+      writeFullySync(this.#fd, source, sourceOffset, lengthBytes, position);
+    } catch (err) {
+      throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
+    } finally {
+      this.#inline.finishInline(startedMs);
+    }
+    this.dirty = true;
+    return true;
+  }
+
+  /**
+   * Write `chunks` (lengthBytes in all, fewer than IOV_MAX) back to back at
+   * `position` with one pwritev: a WRITE payload kept as its socket chunks
+   * reaches the page cache without being assembled in memory first.
+   */
+  writev(chunks: readonly Buffer[], lengthBytes: number, position: number): Promise<void> {
+    if (!this.#inline.tryInline(lengthBytes)) {
+      return this.#writeOnThreadpool(writevFully(this.#fd, chunks, lengthBytes, position), lengthBytes, position);
+    }
+    const startedMs = this.#inline.startInline();
+    try {
+      writevFullySync(this.#fd, chunks, lengthBytes, position);
+    } catch (err) {
+      return Promise.reject(toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes }));
+    } finally {
+      this.#inline.finishInline(startedMs);
+    }
+    this.dirty = true;
+    return Promise.resolve();
+  }
+
+  async #writeOnThreadpool(written: Promise<void>, lengthBytes: number, position: number): Promise<void> {
+    this.#inline.noteThreadpoolOp();
+    try {
+      await written;
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
     }
@@ -117,15 +208,6 @@ export class Disk {
     const startedMs = this.#inline.startInline();
     try {
       return readFullySync(this.#fd, target, targetOffset, lengthBytes, position);
-    } finally {
-      this.#inline.finishInline(startedMs);
-    }
-  }
-
-  #writeInline(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): void {
-    const startedMs = this.#inline.startInline();
-    try {
-      writeFullySync(this.#fd, source, sourceOffset, lengthBytes, position);
     } finally {
       this.#inline.finishInline(startedMs);
     }

@@ -69,6 +69,31 @@ export class ExtentIo {
     }
   }
 
+  /**
+   * Synchronous fast paths (disk.ts tryReadInline/tryWriteInline): true when
+   * the I/O completed inline, false when nothing was done. No in-flight
+   * hold is needed: nothing else runs on the loop between the map lookup
+   * and the end of a synchronous call, so no TRIM can free the extent.
+   */
+  tryReadInline(location: number, offsetInExtent: number, target: Buffer, targetOffset: number, lengthBytes: number): boolean {
+    return this.disk(location).tryReadInline(target, targetOffset, lengthBytes, this.#position(location, offsetInExtent));
+  }
+
+  tryWriteInline(location: number, offsetInExtent: number, source: Buffer, sourceOffset: number, lengthBytes: number): boolean {
+    return this.disk(location).tryWriteInline(source, sourceOffset, lengthBytes, this.#position(location, offsetInExtent));
+  }
+
+  /** Write `chunks` (lengthBytes in all) back to back at `offsetInExtent` of a mapped extent. */
+  async writev(location: number, offsetInExtent: number, chunks: readonly Buffer[], lengthBytes: number): Promise<void> {
+    const disk = this.disk(location);
+    this.inFlight.acquire(location);
+    try {
+      await disk.writev(chunks, lengthBytes, this.#position(location, offsetInExtent));
+    } finally {
+      this.inFlight.release(location);
+    }
+  }
+
   /** Write zero bytes over [offsetInExtent, +lengthBytes) of an extent. */
   async writeZeroes(location: number, offsetInExtent: number, lengthBytes: number): Promise<void> {
     const disk = this.disk(location);

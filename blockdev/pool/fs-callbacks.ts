@@ -110,3 +110,61 @@ export function writeFullySync(fd: number, source: Buffer, sourceOffset: number,
     doneBytes += bytesWritten;
   }
 }
+
+/** The chunks left after skipping `skipBytes` of them (views, no copy): continues a short writev. */
+function chunksAfter(chunks: readonly Buffer[], skipBytes: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = skipBytes;
+  for (const chunk of chunks) {
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return rest;
+}
+
+/**
+ * Write every byte of `chunks`, in order, at `position` with pwritev(2)
+ * (short writes are continued). Lets a WRITE payload that arrived as
+ * several socket chunks reach the page cache without being assembled first.
+ * Callers bound the chunk count well under IOV_MAX (1024).
+ */
+export function writevFully(fd: number, chunks: readonly Buffer[], lengthBytes: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let doneBytes = 0;
+    const step = (err: NodeJS.ErrnoException | null, bytesWritten: number): void => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      doneBytes += bytesWritten;
+      if (doneBytes === lengthBytes) {
+        resolve();
+        return;
+      }
+      if (bytesWritten === 0) {
+        reject(Object.assign(new Error(`writev made no progress at position ${position + doneBytes}`), { code: 'EIO' }));
+        return;
+      }
+      fs.writev(fd, chunksAfter(chunks, doneBytes), position + doneBytes, step);
+    };
+    fs.writev(fd, chunks, position, step);
+  });
+}
+
+/** Synchronous twin of writevFully for inline I/O. */
+export function writevFullySync(fd: number, chunks: readonly Buffer[], lengthBytes: number, position: number): void {
+  let doneBytes = 0;
+  let pending: readonly Buffer[] = chunks;
+  while (doneBytes < lengthBytes) {
+    const bytesWritten = fs.writevSync(fd, pending, position + doneBytes);
+    if (bytesWritten === 0) {
+      throw Object.assign(new Error(`writev made no progress at position ${position + doneBytes}`), { code: 'EIO' });
+    }
+    doneBytes += bytesWritten;
+    pending = chunksAfter(chunks, doneBytes);
+  }
+}

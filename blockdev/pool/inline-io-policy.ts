@@ -103,12 +103,29 @@ export class InlineIoPolicy {
 
   /** Decide for one op; if true the caller runs it inline and reports its duration. */
   shouldInline(lengthBytes: number): boolean {
-    if (lengthBytes <= this.#options.maxInlineBytes && this.#clock.now() >= this.#coolDownUntilMs) {
-      this.#inlineOps += 1;
+    if (this.tryInline(lengthBytes)) {
       return true;
     }
     this.#threadpoolOps += 1;
     return false;
+  }
+
+  /**
+   * Like shouldInline, but a "no" is not counted: for callers that try the
+   * inline path first and may still not use the threadpool (they report it
+   * with noteThreadpoolOp when they do), so no op is counted twice.
+   */
+  tryInline(lengthBytes: number): boolean {
+    if (lengthBytes <= this.#options.maxInlineBytes && this.#clock.now() >= this.#coolDownUntilMs) {
+      this.#inlineOps += 1;
+      return true;
+    }
+    return false;
+  }
+
+  /** One op went to the threadpool after tryInline declined it. */
+  noteThreadpoolOp(): void {
+    this.#threadpoolOps += 1;
   }
 
   /** Start time for an inline op, from the same clock. */

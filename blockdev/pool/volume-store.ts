@@ -161,6 +161,73 @@ export class PoolVolumeStore implements VolumeStore {
     }
   }
 
+  /**
+   * BlockDevice.readInline: a request inside one extent whose disk allows
+   * inline I/O completes here, without the four promise layers of read()
+   * (perf round 2: qd1 rows spent ~18 µs per request in the JS path).
+   */
+  readInline(offset: number, target: Buffer): boolean {
+    assertInRange(offset, target.length, this.#sizeBytes);
+    this.#assertOpen();
+    const logical = Math.floor(offset / this.#extentSizeBytes);
+    const offsetInExtent = offset - logical * this.#extentSizeBytes;
+    if (target.length === 0 || offsetInExtent + target.length > this.#extentSizeBytes) {
+      return false;
+    }
+    const location = this.#extents.get(logical);
+    if (location === undefined) {
+      target.fill(0); // unwritten (or allocation in progress): zeroes, as read() does
+      return true;
+    }
+    return this.#context.io.tryReadInline(location, offsetInExtent, target, 0, target.length);
+  }
+
+  /** BlockDevice.writeInline: only into an extent that is already mapped; allocation stays asynchronous. */
+  writeInline(offset: number, data: Buffer): boolean {
+    assertInRange(offset, data.length, this.#sizeBytes);
+    this.#assertOpen();
+    const logical = Math.floor(offset / this.#extentSizeBytes);
+    const offsetInExtent = offset - logical * this.#extentSizeBytes;
+    if (data.length === 0 || offsetInExtent + data.length > this.#extentSizeBytes) {
+      return false;
+    }
+    const location = this.#extents.get(logical);
+    return location !== undefined && this.#context.io.tryWriteInline(location, offsetInExtent, data, 0, data.length);
+  }
+
+  /**
+   * BlockDevice.writev: the chunks go to the disk as one pwritev per extent
+   * piece (perf round 2: assembling a 1 MiB payload from its ~16 socket
+   * chunks was ~12 % of the loop at 1m-write-qd8). Unmapped pieces are
+   * assembled and take write()'s allocation path (first writes only).
+   */
+  async writev(offset: number, chunks: readonly Buffer[], options?: WriteOptions): Promise<void> {
+    let lengthBytes = 0;
+    for (const chunk of chunks) {
+      lengthBytes += chunk.length;
+    }
+    assertInRange(offset, lengthBytes, this.#sizeBytes);
+    this.#enter();
+    try {
+      const extentSize = this.#extentSizeBytes;
+      const end = offset + lengthBytes;
+      const pieces: Promise<void>[] = [];
+      for (let position = offset; position < end; ) {
+        const logical = Math.floor(position / extentSize);
+        const pieceEnd = Math.min(end, (logical + 1) * extentSize);
+        const views = sliceChunks(chunks, position - offset, pieceEnd - position);
+        pieces.push(this.#writevPiece(logical, position - logical * extentSize, views, pieceEnd - position));
+        position = pieceEnd;
+      }
+      await settleAll(pieces);
+      if (options?.fua === true) {
+        await this.#context.flush();
+      }
+    } finally {
+      this.#leave();
+    }
+  }
+
   async flush(): Promise<void> {
     this.#enter();
     try {
@@ -266,6 +333,12 @@ export class PoolVolumeStore implements VolumeStore {
     }
   }
 
+  #assertOpen(): void {
+    if (this.#closing !== null) {
+      throw new PlinthError('SHUTTING_DOWN', `volume ${this.volumeId} is closed`, { volumeId: this.volumeId });
+    }
+  }
+
   #enter(): void {
     if (this.#closing !== null) {
       throw new PlinthError('SHUTTING_DOWN', `volume ${this.volumeId} is closed`, { volumeId: this.volumeId });
@@ -303,6 +376,19 @@ export class PoolVolumeStore implements VolumeStore {
       return allocating.then(retry, retry);
     }
     return this.#allocate(logical, offsetInExtent, source, sourceOffset, lengthBytes);
+  }
+
+  #writevPiece(logical: number, offsetInExtent: number, views: readonly Buffer[], lengthBytes: number): Promise<void> {
+    const location = this.#extents.get(logical);
+    if (location !== undefined) {
+      return this.#context.io.writev(location, offsetInExtent, views, lengthBytes);
+    }
+    const allocating = this.#allocating.get(logical);
+    if (allocating !== undefined) {
+      const retry = (): Promise<void> => this.#writevPiece(logical, offsetInExtent, views, lengthBytes);
+      return allocating.then(retry, retry);
+    }
+    return this.#allocate(logical, offsetInExtent, Buffer.concat(views, lengthBytes), 0, lengthBytes);
   }
 
   /**
@@ -443,4 +529,22 @@ export class PoolVolumeStore implements VolumeStore {
       this.#context.logger.debug({ err, volumeId: this.volumeId, logical }, 'allocation awaited by a discard failed');
     }
   }
+}
+
+/** Views (no copy) of bytes [start, start + lengthBytes) of the concatenation of `chunks`. */
+export function sliceChunks(chunks: readonly Buffer[], start: number, lengthBytes: number): Buffer[] {
+  const views: Buffer[] = [];
+  const end = start + lengthBytes;
+  let chunkStart = 0;
+  for (const chunk of chunks) {
+    const chunkEnd = chunkStart + chunk.length;
+    if (chunkEnd > start && chunkStart < end) {
+      views.push(chunk.subarray(Math.max(start, chunkStart) - chunkStart, Math.min(end, chunkEnd) - chunkStart));
+    }
+    if (chunkEnd >= end) {
+      break;
+    }
+    chunkStart = chunkEnd;
+  }
+  return views;
 }
