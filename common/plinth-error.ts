@@ -51,7 +51,11 @@ export type PlinthErrorCode =
   // daemon: a bounded queue (command log, per-volume connections) is full; retry later
   | 'BUSY'
   // pool metadata (blockdev/pool): an entry in the pool's level store is unreadable or inconsistent
-  | 'METADATA_CORRUPT';
+  | 'METADATA_CORRUPT'
+  // cluster state (daemon/state): a node id that is not a member
+  | 'NODE_NOT_FOUND'
+  // cluster state: the change would leave a volume without an in-sync replica (invariant 4)
+  | 'LAST_IN_SYNC_REPLICA';
 
 export class PlinthError extends Error {
   readonly code: PlinthErrorCode;

@@ -83,4 +83,10 @@ export interface ControlPlane {
   /** Refused with VOLUME_ATTACHED while clients are connected, unless forced (which disconnects them). */
   detachVolume(name: string, options?: { readonly force?: boolean }): Promise<VolumeView>;
   readiness(): Readiness;
+  /**
+   * `plinth node rm ID`: remove a member (Raft voter and its replicas).
+   * Throws NODE_NOT_FOUND, LAST_IN_SYNC_REPLICA (it holds a volume's last
+   * in-sync copy). Optional so test doubles without clustering still fit.
+   */
+  removeNode?(nodeId: string): Promise<void>;
 }

@@ -13,17 +13,40 @@ import { LocalControlPlane } from './control/local-control-plane.js';
 import { ReadinessTracker } from './control/readiness-tracker.js';
 import { VolumeExports } from './control/volume-exports.js';
 import { ensureApiToken } from './lifecycle/api-token.js';
-import { bootstrapCluster } from './lifecycle/bootstrap-cluster.js';
+import { CapacityReporter } from './cluster/capacity-reporter.js';
+import { serveJoinConnection } from './cluster/join-protocol.js';
+import { LivenessMonitor } from './cluster/liveness-monitor.js';
+import { JOIN_MAGIC, magicAt, PeerListener } from './cluster/peer-listener.js';
+import { startClusterNode, type ClusterNode } from './cluster/start-cluster-node.js';
 import { loadNodeId } from './lifecycle/node-identity.js';
 import { openNodeDatabase, type NodeDatabase } from './lifecycle/open-database.js';
 import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
-import { LocalCommandLog } from './state/local-command-log.js';
 
 export interface DaemonOptions {
   readonly config: Config;
   readonly version: string;
+  /** Cluster timing; defaults in DEFAULT_CLUSTER_TUNING (env PLINTH_RAFT_TICK_MS, PLINTH_NODE_DOWN_AFTER_MS in plinthd). */
+  readonly cluster?: Partial<ClusterTuning>;
 }
+
+export interface ClusterTuning {
+  /** Raft tick; the election timeout is 10-20 ticks (1-2 s by default). */
+  readonly raftTickMs: number;
+  /** The leader commits node.down after this long without a heartbeat answer. */
+  readonly nodeDownAfterMs: number;
+  /** At most one node.capacity per this interval (and only on change). */
+  readonly capacityReportMs: number;
+  /** Bound on start-up waits: election, catching up, joining. */
+  readonly startTimeoutMs: number;
+}
+
+export const DEFAULT_CLUSTER_TUNING: ClusterTuning = {
+  raftTickMs: 100,
+  nodeDownAfterMs: 5000,
+  capacityReportMs: 30_000,
+  startTimeoutMs: 30_000,
+};
 
 export interface DaemonModules {
   readonly logger: Logger;
@@ -35,6 +58,12 @@ export interface RunningDaemon {
   readonly dataDir: string;
   readonly apiAddress: HostPort;
   readonly nbdAddress: HostPort;
+  readonly peerAddress: HostPort;
+  /**
+   * The shared peer port. The data plane adds its route here:
+   * `peerListener.route('replica', isReplicaConnection, (socket) => replicaServer.acceptSocket(socket))`.
+   */
+  readonly peerListener: PeerListener;
   /**
    * Graceful stop in reverse start order: stop accepting, drain in-flight
    * NBD I/O, flush and close the pool, close the db. Aborting `signal`
@@ -75,14 +104,35 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   });
   // Every line from here on says which node wrote it (several share a journal in e2e tests).
   const logger = modules.logger.child({ nodeId });
-  const token = await ensureApiToken(dataDir, { logger });
+  const tuning = { ...DEFAULT_CLUSTER_TUNING, ...options.cluster };
 
-  const commands = await LocalCommandLog.open({}, { storage: db.sublevel<string, unknown>('state', { valueEncoding: 'json' }), logger });
-  stack.push('command log', () => commands.close());
-  await bootstrapCluster({ nodeId, addresses: addressesOf(config) }, { commands, logger });
+  // The one peer port: Raft, joins, forwarded proposals and (part B) replication.
+  const peerListener = new PeerListener({ listen: config.peer }, { logger });
+  const peerAddress = await peerListener.listen();
+  stack.push('peer port', () => peerListener.close());
+  const cluster = await startClusterNode(
+    {
+      nodeId,
+      dataDir,
+      addresses: { ...addressesOf(config), peer: formatHostPort(peerAddress) },
+      labels: config.labels,
+      peerAddress,
+      join: config.join,
+      tickMs: tuning.raftTickMs,
+      startTimeoutMs: tuning.startTimeoutMs,
+    },
+    { raftDb: db.sublevel<string, Buffer>('raft', { valueEncoding: 'buffer' }), peerListener, logger },
+  );
+  stack.push('raft', () => cluster.stop());
+  const commands = cluster.commands;
+  const token = await ensureApiToken(dataDir, { logger });
+  peerListener.route('join', magicAt(0, JOIN_MAGIC), (socket) =>
+    serveJoinConnection(socket, { raft: cluster.raft, commands, secret: cluster.secret, apiToken: token, logger }),
+  );
 
   const pool = await openNodePool(config, dataDir, db, logger);
   stack.push('pool', () => pool.close());
+  startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
 
   let nbd: NbdServer | null = null;
   const exports = new VolumeExports(
@@ -109,26 +159,50 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   stack.push('readiness', async () => readiness.markStopping('shutting down'));
 
   const nbdAddress = nbdServer.address();
-  logger.info({ dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), version }, 'plinthd ready');
+  logger.info(
+    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
+    'plinthd ready',
+  );
   return {
     nodeId,
     dataDir,
     apiAddress,
     nbdAddress,
+    peerAddress,
+    peerListener,
     close: (signal = new AbortController().signal) => stack.closeAll(signal),
   };
 }
 
+/** Leader duty: liveness from heartbeats; every node: capacity reports (issue 4). */
+function startClusterDuties(
+  stack: ShutdownStack,
+  options: { readonly nodeId: string; readonly tuning: ClusterTuning },
+  modules: { readonly cluster: ClusterNode; readonly pool: Pool; readonly logger: Logger },
+): void {
+  const { cluster, pool, logger } = modules;
+  const { commands, raft } = cluster;
+  const liveness = new LivenessMonitor(
+    { selfId: options.nodeId, downAfterMs: options.tuning.nodeDownAfterMs, checkEveryMs: Math.max(100, Math.floor(options.tuning.nodeDownAfterMs / 5)) },
+    {
+      isLeader: () => commands.isLeader,
+      state: () => commands.state,
+      lastContactMs: (id) => raft.lastContactMs(id),
+      propose: (command) => commands.propose(command),
+      logger,
+    },
+  );
+  stack.push('liveness monitor', async () => liveness.stop());
+  const capacity = new CapacityReporter(
+    { nodeId: options.nodeId, everyMs: options.tuning.capacityReportMs, minChangeFraction: 0.01 },
+    { stats: () => pool.stats(), state: () => commands.state, propose: (command) => commands.propose(command), logger },
+  );
+  stack.push('capacity reporter', async () => capacity.stop());
+  void capacity.report();
+}
+
 /** Flags accepted for the contract but served by later issues. */
 function refuseUnsupported(config: Config, logger: Logger): void {
-  if (config.join !== null) {
-    throw new PlinthError(
-      'NOT_SUPPORTED',
-      `${config.sources.join ?? '--join'}: joining a cluster is not supported yet; this release runs single-node clusters (start without --join)`,
-      { join: formatHostPort(config.join) },
-    );
-  }
-  logger.info({ peer: formatHostPort(config.peer) }, 'peer port configured; not served yet (replication arrives with the cluster issue)');
   logger.info({ iscsi: formatHostPort(config.iscsi) }, 'iSCSI port configured; not served yet (iSCSI arrives with its own issue)');
 }
 

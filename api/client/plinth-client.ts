@@ -93,6 +93,11 @@ export class PlinthClient {
     return decodeVolume(response.json, response.status);
   }
 
+  /** `node rm`: refused with LAST_IN_SYNC_REPLICA while the node holds a volume's last in-sync copy. */
+  async removeNode(id: string): Promise<void> {
+    await this.request('DELETE', `/v1/nodes/${encodeURIComponent(id)}`);
+  }
+
   async deleteVolume(name: string): Promise<void> {
     await this.request('DELETE', volumePath(name));
   }

@@ -48,6 +48,8 @@ export class RaftNode<R> {
   #stopped = false;
   #fatal: Error | null = null;
   readonly #idle: Array<() => void> = [];
+  /** Clock time of the last message received from each peer (liveness for the daemon). */
+  readonly #lastContactMs = new Map<string, number>();
 
   private constructor(options: RaftNodeOptions, modules: RaftNodeModules<R>, core: RaftCore, storage: RaftLogStorage) {
     this.#options = options;
@@ -148,6 +150,11 @@ export class RaftNode<R> {
     return this.#applier.appliedIndex;
   }
 
+  /** When a message from `nodeId` last arrived (this node's clock); undefined if never since start. */
+  lastContactMs(nodeId: string): number | undefined {
+    return this.#lastContactMs.get(nodeId);
+  }
+
   addressOf(nodeId: string): PeerAddress | undefined {
     return this.#applier.addresses.get(nodeId);
   }
@@ -204,6 +211,7 @@ export class RaftNode<R> {
       this.#modules.logger.warn({ from, claimed: message.from }, 'raft: message sender does not match its link, dropped');
       return;
     }
+    this.#lastContactMs.set(from, this.#clock.nowMs());
     this.#core.step(message);
     this.#schedule();
   }

@@ -153,7 +153,18 @@ export class TcpTransport<M> implements Transport<M> {
     this.#closed = true;
     for (const sender of this.#senders.values()) sender.close();
     for (const socket of this.#inbound) socket.destroy();
+    // Never listening (sockets fed through acceptSocket): nothing to close.
+    if (!this.#server.listening) return;
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /**
+   * Serve an inbound connection accepted elsewhere (the daemon's shared peer
+   * port demultiplexes Raft, replication and join traffic); use instead of
+   * listen(). Same limits and handshake as a connection accepted here.
+   */
+  acceptSocket(socket: Socket): void {
+    this.#onInbound(socket);
   }
 
   #onInbound(socket: Socket): void {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { createLogger } from '../logging/create-logger.js';
-import { startDaemon, type RunningDaemon } from '../main.js';
+import { startDaemon, type ClusterTuning, type RunningDaemon } from '../main.js';
 import { readDaemonVersion } from '../version.js';
 
 const USAGE = `Usage: plinthd [--config FILE] [--data-dir DIR] [--node-id ID] [--api H:P] [--peer H:P]
@@ -47,12 +47,26 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    daemon = await startDaemon({ config: outcome.config, version }, { logger });
+    daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env) }, { logger });
   } catch (err) {
     return fail(err, logger);
   }
   if (!shutdown.signal.aborted) await new Promise((resolve) => shutdown.signal.addEventListener('abort', resolve, { once: true }));
   await stop(daemon, logger);
+}
+
+/**
+ * Cluster timing knobs for tests and operators who need faster failure
+ * detection: PLINTH_RAFT_TICK_MS (default 100), PLINTH_NODE_DOWN_AFTER_MS
+ * (default 5000). Positive integers; anything else is ignored with the default.
+ */
+function clusterTuningFromEnv(env: NodeJS.ProcessEnv): Partial<ClusterTuning> {
+  const tuning: { raftTickMs?: number; nodeDownAfterMs?: number } = {};
+  const tick = Number(env['PLINTH_RAFT_TICK_MS']);
+  if (Number.isSafeInteger(tick) && tick >= 10 && tick <= 10_000) tuning.raftTickMs = tick;
+  const down = Number(env['PLINTH_NODE_DOWN_AFTER_MS']);
+  if (Number.isSafeInteger(down) && down >= 500 && down <= 3_600_000) tuning.nodeDownAfterMs = down;
+  return tuning;
 }
 
 async function stop(daemon: RunningDaemon, logger: Logger): Promise<void> {

@@ -26,6 +26,7 @@ export const SETTING_KEYS = [
   'join',
   'log-level',
   'extent-size',
+  'label',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -45,6 +46,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** null lets the pool pick its default extent size. */
   readonly extentSizeBytes: number | null;
+  /** Failure-domain labels (`--label zone=z1 --label rack=r4`) for replica placement. */
+  readonly labels: { readonly zone?: string; readonly rack?: string };
   /** Where each explicitly set key came from, e.g. `--nbd`, `PLINTH_NBD`, `plinth.yaml: nbd`. */
   readonly sources: Readonly<Partial<Record<SettingKey, string>>>;
 }

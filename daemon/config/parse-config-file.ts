@@ -38,7 +38,7 @@ export function parseConfigFile(text: string, fileName: string): RawSettings {
 }
 
 function valuesOf(key: SettingKey, value: unknown, source: string): string[] {
-  if (key === 'disk' && Array.isArray(value)) {
+  if ((key === 'disk' || key === 'label') && Array.isArray(value)) {
     return value.map((item: unknown) => scalarText(item, source));
   }
   return [scalarText(value, source)];

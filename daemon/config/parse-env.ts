@@ -11,7 +11,7 @@ export function envNameOf(key: SettingKey | 'config'): string {
 /**
  * The environment layer. An empty variable counts as unset, so an
  * EnvironmentFile line like `PLINTH_JOIN=` does not override the config file.
- * PLINTH_DISK is a comma-separated list. Other PLINTH_* names (PLINTH_TOKEN
+ * PLINTH_DISK and PLINTH_LABEL are comma-separated lists. Other PLINTH_* names (PLINTH_TOKEN
  * is the CLI's) are not ours to judge and are ignored.
  */
 export function parseEnv(env: Environment): SourceSettings {
@@ -20,7 +20,7 @@ export function parseEnv(env: Environment): SourceSettings {
     const name = envNameOf(key);
     const text = env[name];
     if (text === undefined || text === '') continue;
-    const values = key === 'disk' ? text.split(',').map((item) => item.trim()) : [text];
+    const values = key === 'disk' || key === 'label' ? text.split(',').map((item) => item.trim()) : [text];
     settings[key] = { values, source: name };
   }
   const configPath = env[envNameOf('config')];

@@ -20,6 +20,7 @@ const FLAG_OPTIONS = {
   join: { type: 'string' },
   'log-level': { type: 'string' },
   'extent-size': { type: 'string' },
+  label: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;

@@ -4,7 +4,7 @@ import type { SettingKey } from './config-types.js';
 /**
  * One setting as one source wrote it, before validation. `source` is how the
  * operator would recognise it: `--nbd`, `PLINTH_NBD` or `plinth.yaml: nbd`.
- * Only `disk` may carry several values.
+ * Only `disk` and `label` may carry several values.
  */
 export interface RawSetting {
   readonly values: readonly string[];

@@ -102,6 +102,7 @@ function buildConfig(settings: RawSettings, configFile: string | null): Config {
     join: single(settings, 'join', parseHostPort) ?? null,
     logLevel: single(settings, 'log-level', parseLogLevel) ?? DEFAULTS.logLevel,
     extentSizeBytes: single(settings, 'extent-size', parseExtentSize) ?? null,
+    labels: labelsOf(settings),
     sources,
   };
 }
@@ -110,6 +111,23 @@ function single<T>(settings: RawSettings, key: SettingKey, parse: (text: string)
   const setting = settings[key];
   if (setting === undefined) return undefined;
   return parseValue(setting, firstValue(setting), parse);
+}
+
+/** `zone=NAME` and `rack=NAME`, each at most once: the scheduler's failure domains. */
+function labelsOf(settings: RawSettings): { zone?: string; rack?: string } {
+  const setting = settings.label;
+  const labels: { zone?: string; rack?: string } = {};
+  for (const text of setting?.values ?? []) {
+    const match = /^(zone|rack)=([A-Za-z0-9][A-Za-z0-9._-]{0,63})$/.exec(text);
+    const key = match?.[1];
+    const value = match?.[2];
+    if (setting === undefined || (key !== 'zone' && key !== 'rack') || value === undefined) {
+      throw configError(setting?.source ?? 'label', text, 'expected zone=NAME or rack=NAME (1-64 of A-Z, a-z, 0-9, ".", "_", "-")');
+    }
+    if (labels[key] !== undefined) throw configError(setting.source, text, `the ${key} label is given twice`);
+    labels[key] = value;
+  }
+  return labels;
 }
 
 function disksOf(settings: RawSettings, dataDir: string): DiskSpec[] {

@@ -12,6 +12,16 @@ export interface CommandProposer {
   readonly state: ClusterState;
   /** Resolves once the command is applied and durable; throws its refusal. */
   propose(command: Command): Promise<CommandResult>;
+  /**
+   * Linearizable read barrier (invariant 6): once resolved, `state` reflects
+   * every command committed before the call. Absent: `state` is always current
+   * (the single-process LocalCommandLog).
+   */
+  barrier?(): Promise<void>;
+  /** The Raft leader's id, when known; absent for a log with no leader. */
+  readonly leaderId?: string | null;
+  /** Raft membership: remove a voter (RaftCommandLog); absent when there is no Raft. */
+  removeVoter?(nodeId: string): Promise<void>;
 }
 
 export function expectVolumeResult(result: CommandResult): Extract<CommandResult, { type: 'volume' }>['volume'] {

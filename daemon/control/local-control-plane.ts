@@ -15,6 +15,7 @@ import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
 import type { Command } from '../state/commands.js';
 import { expectVolumeResult, type CommandProposer } from './command-proposer.js';
 import type { ReadinessTracker } from './readiness-tracker.js';
+import { choosePlacement } from './volume-placement.js';
 import { nodeView, volumeView } from './views.js';
 import type { VolumeExports } from './volume-exports.js';
 
@@ -35,9 +36,10 @@ export interface LocalControlPlaneModules {
 }
 
 /**
- * The ControlPlane of a single-node cluster: commands through the local log,
- * live facts from this node's pool and exports. This node is the leader of
- * its one-member cluster.
+ * The ControlPlane of this node in the cluster: commands through the
+ * CommandProposer (the Raft-backed RaftCommandLog in the daemon, forwarded to
+ * the leader from a follower; LocalCommandLog in unit tests), reads after its
+ * linearizable barrier, live facts from this node's pool and exports.
  *
  * Thin provisioning: createVolume does not reserve pool space, so the sum of
  * volume sizes may exceed the pool (overcommit). Space is taken extent by
@@ -57,40 +59,58 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   async cluster(): Promise<ClusterView> {
+    const nodes = await this.nodes();
     const state = this.#modules.commands.state;
-    const pool = this.#modules.pool.stats();
     return {
       clusterId: state.clusterId ?? '',
-      leaderId: this.#options.nodeId,
-      nodeCount: Object.keys(state.nodes).length,
+      leaderId: this.#leaderId(),
+      nodeCount: nodes.length,
       volumeCount: Object.keys(state.volumes).length,
-      capacityBytes: pool.capacityBytes,
-      usedBytes: pool.usedBytes,
+      capacityBytes: nodes.reduce((sum, node) => sum + node.capacityBytes, 0),
+      usedBytes: nodes.reduce((sum, node) => sum + node.usedBytes, 0),
       version: this.#options.version,
     };
   }
 
   async nodes(): Promise<NodeView[]> {
+    await this.#barrier();
     const localPool = this.#modules.pool.stats();
+    const leaderId = this.#leaderId();
     return Object.values(this.#modules.commands.state.nodes)
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((node) => {
         const isLocal = node.id === this.#options.nodeId;
-        return nodeView(node, { isLocal, isLeader: isLocal, pool: isLocal ? localPool : null });
+        return nodeView(node, { isLocal, isLeader: node.id === leaderId, pool: isLocal ? localPool : null });
       });
   }
 
+  /**
+   * `node rm`: refused early by the state machine's rules (last in-sync
+   * replica), then the Raft voter goes, then its record and replicas.
+   */
+  async removeNode(nodeId: string): Promise<void> {
+    await this.#barrier();
+    const command = { type: 'node.remove' as const, nodeId };
+    this.#refuseEarly(command);
+    await this.#modules.commands.removeVoter?.(nodeId);
+    await this.#modules.commands.propose(command);
+    this.#modules.logger.info({ node: nodeId }, 'node removed');
+  }
+
   async listVolumes(): Promise<VolumeView[]> {
+    await this.#barrier();
     return Object.values(this.#modules.commands.state.volumes)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((volume) => this.#view(volume));
   }
 
   async getVolume(name: string): Promise<VolumeView> {
+    await this.#barrier();
     return this.#view(this.#requireVolume(name));
   }
 
   async createVolume(request: CreateVolumeRequest): Promise<VolumeView> {
+    await this.#barrier();
     const base = {
       type: 'volume.create' as const,
       id: this.#newId(),
@@ -98,7 +118,10 @@ export class LocalControlPlane implements ControlPlane {
       sizeBytes: request.sizeBytes,
       createdAt: this.#clock().toISOString(),
     };
-    const command = request.replicaCount === undefined ? base : { ...base, replicaCount: request.replicaCount };
+    const asked = request.replicaCount === undefined ? base : { ...base, replicaCount: request.replicaCount };
+    // Name, size and count are refused with the state machine's own words before placement runs.
+    this.#refuseEarly(asked);
+    const command = { ...asked, placement: choosePlacement(this.#modules.commands.state, request, this.#options.nodeId) };
     const volume = expectVolumeResult(await this.#modules.commands.propose(command));
     this.#modules.logger.info({ volume: volume.name, id: volume.id, sizeBytes: volume.sizeBytes }, 'volume created');
     return this.#view(volume);
@@ -167,8 +190,18 @@ export class LocalControlPlane implements ControlPlane {
     return this.#modules.readiness.readiness();
   }
 
+  #leaderId(): string | null {
+    const leaderId = this.#modules.commands.leaderId;
+    // A proposer without Raft (LocalCommandLog) is its own leader.
+    return leaderId === undefined ? this.#options.nodeId : leaderId;
+  }
+
+  async #barrier(): Promise<void> {
+    await this.#modules.commands.barrier?.();
+  }
+
   #view(volume: VolumeRecord): VolumeView {
-    const holdsReplica = volume.replicaNodeIds.includes(this.#options.nodeId);
+    const holdsReplica = volume.replicas.some((replica) => replica.nodeId === this.#options.nodeId);
     return volumeView(volume, {
       allocatedBytes: holdsReplica ? this.#modules.pool.volumeAllocatedBytes(volume.id) : 0,
       connections: this.#modules.exports.connectionCount(volume.id),

@@ -4,8 +4,8 @@ import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
 
 /**
  * Pure mappings from committed records plus live local facts to the views
- * the API serves. Live facts (allocation, connections, disks) are only known
- * for this node until the cluster issue gossips them.
+ * the API serves. Live facts (allocation, connections, disks) are known for
+ * this node only; other nodes show their committed capacity summary.
  */
 export interface LocalVolumeFacts {
   readonly allocatedBytes: number;
@@ -21,18 +21,24 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
     createdAt: volume.createdAt,
     attachedTo: volume.attachedTo,
     generation: volume.generation,
-    // Single node: every replica is the local pool's store, always in sync.
-    state: 'healthy',
+    state: volumeHealth(volume),
     allocatedBytes: facts.allocatedBytes,
-    replicas: volume.replicaNodeIds.map((nodeId) => ({ nodeId, state: 'in-sync' as const })),
+    replicas: volume.replicas.map((replica) => ({ nodeId: replica.nodeId, state: replica.state })),
     connections: facts.connections,
   };
+}
+
+/** healthy: every wanted replica in sync; degraded: some are not; faulted: none is. */
+export function volumeHealth(volume: VolumeRecord): VolumeView['state'] {
+  const inSync = volume.replicas.filter((replica) => replica.state === 'in-sync').length;
+  if (inSync === 0) return 'faulted';
+  return inSync >= volume.replicaCount ? 'healthy' : 'degraded';
 }
 
 export interface NodeFacts {
   readonly isLocal: boolean;
   readonly isLeader: boolean;
-  /** The local pool's stats; null for other nodes (not known here yet). */
+  /** The local pool's stats; null for other nodes (their committed summary is used). */
   readonly pool: PoolStats | null;
 }
 
@@ -45,13 +51,14 @@ export function nodeView(node: NodeRecord, facts: NodeFacts): NodeView {
     usedBytes: disk.usedBytes,
     extentSizeBytes: disk.extentSizeBytes,
   }));
+  // Live pool facts for this node; the committed node.capacity summary for the others.
   return {
     id: node.id,
-    state: facts.isLocal ? 'up' : 'down',
+    state: node.state,
     leader: facts.isLeader,
     addresses: { ...node.addresses },
     disks,
-    capacityBytes: facts.pool?.capacityBytes ?? 0,
-    usedBytes: facts.pool?.usedBytes ?? 0,
+    capacityBytes: facts.pool?.capacityBytes ?? node.capacityBytes,
+    usedBytes: facts.pool?.usedBytes ?? node.capacityBytes - node.freeBytes,
   };
 }

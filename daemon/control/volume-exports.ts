@@ -2,10 +2,13 @@ import { EventEmitter, once } from 'node:events';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { formatSize } from '../../common/sizes.js';
+import type { BlockDevice, BlockSizeHints } from '../../blockdev/block-device.js';
 import type { ExportClient, ExportDescription, ExportHandle, ExportProvider } from '../../blockdev/export-provider.js';
-import type { Pool, VolumeStore } from '../../blockdev/pool/pool-types.js';
+import type { Pool } from '../../blockdev/pool/pool-types.js';
+import { DEFAULT_MAX_IO_BYTES } from '../../blockdev/replica/replica-protocol.js';
 import { VOLUME_BLOCK_SIZE, VOLUME_CAPABILITIES } from '../../blockdev/pool/volume-store.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
+import type { VolumeSessions } from '../volume/volume-sessions.js';
 import type { CommandProposer } from './command-proposer.js';
 import { expectVolumeResult } from './command-proposer.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -28,16 +31,29 @@ export interface VolumeExportsModules {
    * disconnectExport). Late-bound: the servers are built after this provider.
    */
   readonly disconnectClients: (exportName: string) => Promise<void> | void;
+  /**
+   * The data plane's replicated volume sessions (daemon/volume). With them a
+   * connection attaches through VolumeSessions (new generation, failover
+   * resync, fan-out to every replica); without them (single node, no data
+   * plane wired) the volume is served from this node's pool store directly.
+   */
+  readonly sessions?: VolumeSessions;
 }
 
-/** A volume open on this node: one store shared by all its connections. */
+/** A volume open on this node: one device shared by all its connections. */
 interface OpenVolume {
   readonly volumeId: string;
   readonly name: string;
-  readonly store: VolumeStore;
+  readonly device: BlockDevice;
+  /** Fenced or suspended: serves nothing any more, the next open replaces it. */
+  readonly stopped: () => boolean;
+  readonly close: () => Promise<void>;
   connections: number;
   readonly idle: EventEmitter;
 }
+
+/** Replica links carry at most this much per request (replica-protocol.ts). */
+const REPLICATED_BLOCK_SIZE: BlockSizeHints = { ...VOLUME_BLOCK_SIZE, maximumBytes: Math.min(VOLUME_BLOCK_SIZE.maximumBytes, DEFAULT_MAX_IO_BYTES) };
 
 export interface ReleaseOptions {
   readonly force?: boolean;
@@ -68,20 +84,22 @@ export class VolumeExports implements ExportProvider {
 
   async listExports(): Promise<ExportDescription[]> {
     return Object.values(this.#modules.commands.state.volumes)
-      .map((volume) => describe(volume))
+      .map((volume) => this.#describe(volume))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async describeExport(name: string): Promise<ExportDescription> {
-    return describe(this.#requireVolume(name));
+    return this.#describe(this.#requireVolume(name));
   }
 
   async openExport(name: string, client: ExportClient): Promise<ExportHandle> {
     const volumeId = this.#requireVolume(name).id;
     const open = await this.#mutex.run(volumeId, async () => {
       if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
+      const stale = this.#open.get(volumeId);
+      if (stale !== undefined && stale.stopped()) await this.#closeEntry(stale, true);
       const volume = await this.#attachHere(name);
-      const entry = this.#open.get(volume.id) ?? (await this.#openStore(volume));
+      const entry = this.#open.get(volume.id) ?? (await this.#openDevice(volume));
       if (entry.connections >= this.#maxConnections) {
         throw new PlinthError('BUSY', `volume ${name} already has ${entry.connections} connections (the limit)`, { name });
       }
@@ -128,6 +146,8 @@ export class VolumeExports implements ExportProvider {
 
   async #attachHere(name: string): Promise<VolumeRecord> {
     const volume = this.#requireVolume(name);
+    // The data plane attaches itself (takeover rules, generation, resync) when it opens the session.
+    if (this.#modules.sessions !== undefined) return volume;
     if (volume.attachedTo === this.#nodeId) return volume;
     // A volume owned by another node is refused by the state machine (VOLUME_ATTACHED).
     const attached = expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.attach', name, nodeId: this.#nodeId }));
@@ -135,9 +155,17 @@ export class VolumeExports implements ExportProvider {
     return attached;
   }
 
-  async #openStore(volume: VolumeRecord): Promise<OpenVolume> {
-    const store = await this.#modules.pool.openVolume(volume.id, volume.sizeBytes);
-    const entry: OpenVolume = { volumeId: volume.id, name: volume.name, store, connections: 0, idle: new EventEmitter() };
+  async #openDevice(volume: VolumeRecord): Promise<OpenVolume> {
+    const base = { volumeId: volume.id, name: volume.name, connections: 0, idle: new EventEmitter() };
+    const sessions = this.#modules.sessions;
+    let entry: OpenVolume;
+    if (sessions === undefined) {
+      const store = await this.#modules.pool.openVolume(volume.id, volume.sizeBytes);
+      entry = { ...base, device: store, stopped: () => false, close: () => store.close() };
+    } else {
+      const session = await sessions.acquire(volume.name);
+      entry = { ...base, device: session.device, stopped: () => session.stopped, close: () => sessions.release(volume.name) };
+    }
     this.#open.set(volume.id, entry);
     return entry;
   }
@@ -154,8 +182,8 @@ export class VolumeExports implements ExportProvider {
       await this.#disconnectAndWait(entry);
     }
     this.#open.delete(entry.volumeId);
-    await entry.store.close();
-    this.#modules.logger.info({ volume: entry.name }, 'volume store closed');
+    await entry.close();
+    this.#modules.logger.info({ volume: entry.name }, 'volume device closed');
   }
 
   async #disconnectAndWait(entry: OpenVolume): Promise<void> {
@@ -185,8 +213,8 @@ export class VolumeExports implements ExportProvider {
   #handle(entry: OpenVolume, volume: VolumeRecord, client: ExportClient): ExportHandle {
     let released = false;
     return {
-      description: describe(volume),
-      device: entry.store,
+      description: this.#describe(volume),
+      device: entry.device,
       release: () => {
         if (released) {
           this.#modules.logger.warn({ volume: entry.name, ...client }, 'export released twice; ignored');
@@ -200,6 +228,10 @@ export class VolumeExports implements ExportProvider {
     };
   }
 
+  #describe(volume: VolumeRecord): ExportDescription {
+    return describe(volume, this.#modules.sessions === undefined ? VOLUME_BLOCK_SIZE : REPLICATED_BLOCK_SIZE);
+  }
+
   #requireVolume(name: string): VolumeRecord {
     if (name.includes('@')) {
       throw new PlinthError('NOT_SUPPORTED', `export ${JSON.stringify(name)}: snapshots (volume@snapshot) are not supported yet`, { name });
@@ -210,13 +242,13 @@ export class VolumeExports implements ExportProvider {
   }
 }
 
-function describe(volume: VolumeRecord): ExportDescription {
+function describe(volume: VolumeRecord, blockSize: BlockSizeHints): ExportDescription {
   return {
     name: volume.name,
     description: `Plinth volume ${volume.name} (${formatSize(volume.sizeBytes)})`,
     sizeBytes: volume.sizeBytes,
     readOnly: false,
     capabilities: VOLUME_CAPABILITIES,
-    blockSize: VOLUME_BLOCK_SIZE,
+    blockSize,
   };
 }

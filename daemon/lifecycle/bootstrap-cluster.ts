@@ -11,7 +11,7 @@ import { findNode } from '../state/cluster-state.js';
  */
 export async function bootstrapCluster(
   options: { readonly nodeId: string; readonly addresses: NodeAddresses },
-  modules: { readonly commands: CommandProposer; readonly logger: Logger; readonly newId?: () => string },
+  modules: { readonly commands: CommandProposer; readonly logger: Logger; readonly newId?: () => string; readonly clock?: () => Date },
 ): Promise<void> {
   const { commands, logger } = modules;
   if (commands.state.clusterId === null) {
@@ -22,7 +22,8 @@ export async function bootstrapCluster(
   const known = findNode(commands.state, options.nodeId);
   const sameAddresses = known !== undefined && JSON.stringify(known.addresses) === JSON.stringify(options.addresses);
   if (!sameAddresses) {
-    await commands.propose({ type: 'node.register', id: options.nodeId, addresses: options.addresses });
+    const joinedAt = (modules.clock ?? (() => new Date()))().toISOString();
+    await commands.propose({ type: 'node.join', nodeId: options.nodeId, addresses: options.addresses, joinedAt });
     logger.info({ nodeId: options.nodeId, addresses: options.addresses }, known === undefined ? 'node registered' : 'node addresses updated');
   }
 }

@@ -1,27 +1,29 @@
 import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
-import { isValidNodeId } from '../config/setting-parsers.js';
-import { findNode, findVolume, nodeCount, type ClusterState, type NodeRecord, type VolumeRecord } from './cluster-state.js';
+import { DEFAULT_GRACE_MS, findNode, findVolume, nodeCount, type ClusterState, type NodeRecord, type VolumeRecord } from './cluster-state.js';
 import type {
   ClusterInitCommand,
   Command,
-  NodeRegisterCommand,
   VolumeAttachCommand,
   VolumeCreateCommand,
   VolumeDeleteCommand,
   VolumeDetachCommand,
   VolumeResizeCommand,
 } from './commands.js';
+import { joinNode, removeNode, reportCapacity, setNodeLiveness, type NodeApplied } from './node-commands.js';
+import { addReplica, changeReplicaState, removeReplica, type VolumeApplied } from './replica-commands.js';
+import { assertTimestamp, requireNode, requireVolume, withVolume } from './state-assertions.js';
 import {
   assertReplicaCount,
   assertVolumeName,
   assertVolumeSize,
   defaultReplicaCount,
-  MAX_NODES,
+  MAX_GRACE_MS,
   MAX_VOLUMES,
 } from './volume-rules.js';
 
 export type CommandResult =
   | { readonly type: 'cluster'; readonly clusterId: string }
+  /** For node.remove: the node as it was just before removal. */
   | { readonly type: 'node'; readonly node: NodeRecord }
   /** For volume.delete: the volume as it was just before deletion. */
   | { readonly type: 'volume'; readonly volume: VolumeRecord };
@@ -33,8 +35,7 @@ export interface Applied {
 
 /**
  * The cluster state machine: a pure function of (state, command). The same
- * command applied to the same state gives the same answer on every node, so
- * the Raft log of the cluster issue can replace the local log unchanged.
+ * command applied to the same state gives the same answer on every node.
  * A refusal is returned, not thrown: in Raft a refused entry is still
  * committed, and every node must agree it was refused.
  */
@@ -51,8 +52,15 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
   switch (command.type) {
     case 'cluster.init':
       return initCluster(state, command);
-    case 'node.register':
-      return registerNode(state, command);
+    case 'node.join':
+      return nodeResult(joinNode(state, command));
+    case 'node.remove':
+      return nodeResult(removeNode(state, command));
+    case 'node.down':
+    case 'node.up':
+      return nodeResult(setNodeLiveness(state, command));
+    case 'node.capacity':
+      return nodeResult(reportCapacity(state, command));
     case 'volume.create':
       return createVolume(state, command);
     case 'volume.resize':
@@ -63,7 +71,23 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return attachVolume(state, command);
     case 'volume.detach':
       return detachVolume(state, command);
+    case 'replica.fault':
+    case 'replica.rebuilding':
+    case 'replica.in-sync':
+      return volumeResult(changeReplicaState(state, command));
+    case 'replica.add':
+      return volumeResult(addReplica(state, command));
+    case 'replica.remove':
+      return volumeResult(removeReplica(state, command));
   }
+}
+
+function nodeResult(applied: NodeApplied): Applied {
+  return { state: applied.state, result: { type: 'node', node: applied.node } };
+}
+
+function volumeResult(applied: VolumeApplied): Applied {
+  return { state: applied.state, result: { type: 'volume', volume: applied.volume } };
 }
 
 function initCluster(state: ClusterState, command: ClusterInitCommand): Applied {
@@ -74,28 +98,11 @@ function initCluster(state: ClusterState, command: ClusterInitCommand): Applied 
   return { state: { ...state, clusterId: command.clusterId }, result: { type: 'cluster', clusterId: command.clusterId } };
 }
 
-function registerNode(state: ClusterState, command: NodeRegisterCommand): Applied {
-  if (!isValidNodeId(command.id)) {
-    throw new PlinthError('INVALID_ARGUMENT', `invalid node id ${JSON.stringify(command.id)}`, { nodeId: command.id });
-  }
-  const { api, peer, nbd, iscsi } = command.addresses;
-  for (const [role, address] of Object.entries({ api, peer, nbd, iscsi })) {
-    if (typeof address !== 'string' || address.length === 0) {
-      throw new PlinthError('INVALID_ARGUMENT', `node ${command.id}: the ${role} address must be a non-empty string`, { nodeId: command.id });
-    }
-  }
-  if (findNode(state, command.id) === undefined && nodeCount(state) >= MAX_NODES) {
-    throw new PlinthError('INVALID_ARGUMENT', `the cluster already has the maximum of ${MAX_NODES} nodes`, { nodeId: command.id });
-  }
-  const node: NodeRecord = { id: command.id, addresses: { api, peer, nbd, iscsi } };
-  return { state: { ...state, nodes: { ...state.nodes, [node.id]: node } }, result: { type: 'node', node } };
-}
-
 function createVolume(state: ClusterState, command: VolumeCreateCommand): Applied {
   assertVolumeName(command.name);
   assertVolumeSize(command.sizeBytes);
   const nodes = nodeCount(state);
-  const replicaCount = command.replicaCount ?? defaultReplicaCount(nodes);
+  const replicaCount = command.replicaCount ?? command.placement?.length ?? defaultReplicaCount(nodes);
   assertReplicaCount(replicaCount, nodes);
   if (findVolume(state, command.name) !== undefined) {
     throw new PlinthError('VOLUME_EXISTS', `volume ${command.name} already exists`, { name: command.name });
@@ -103,12 +110,16 @@ function createVolume(state: ClusterState, command: VolumeCreateCommand): Applie
   if (command.id.length === 0 || Object.values(state.volumes).some((volume) => volume.id === command.id)) {
     throw new PlinthError('INVALID_ARGUMENT', `volume id ${JSON.stringify(command.id)} is empty or already in use`, { id: command.id });
   }
-  if (Number.isNaN(Date.parse(command.createdAt))) {
-    throw new PlinthError('INVALID_ARGUMENT', `createdAt ${JSON.stringify(command.createdAt)} is not a timestamp`);
+  assertTimestamp(command.createdAt, 'createdAt');
+  const graceMs = command.graceMs ?? DEFAULT_GRACE_MS;
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS) {
+    throw new PlinthError('INVALID_ARGUMENT', `graceMs must be 0 to ${MAX_GRACE_MS}, got ${graceMs}`, { graceMs });
   }
   if (Object.keys(state.volumes).length >= MAX_VOLUMES) {
     throw new PlinthError('NO_SPACE', `the cluster already holds the maximum of ${MAX_VOLUMES} volumes`);
   }
+  const placement = command.placement ?? Object.keys(state.nodes).sort().slice(0, replicaCount);
+  assertPlacement(state, command.name, placement, replicaCount);
   const volume: VolumeRecord = {
     id: command.id,
     name: command.name,
@@ -117,18 +128,22 @@ function createVolume(state: ClusterState, command: VolumeCreateCommand): Applie
     createdAt: command.createdAt,
     attachedTo: null,
     generation: 0,
-    replicaNodeIds: placeReplicas(state, replicaCount),
+    // A new volume reads as zeroes everywhere: every replica starts in sync.
+    replicas: placement.map((nodeId) => ({ nodeId, state: 'in-sync' as const, since: command.createdAt })),
+    graceMs,
   };
-  return withVolume(state, volume);
+  return { state: withVolume(state, volume), result: { type: 'volume', volume } };
 }
 
-/**
- * Deterministic placeholder placement: the first node ids in sorted order.
- * The scheduler issue replaces this with placement decided by the proposer
- * (capacity, anti-affinity) and carried in the command.
- */
-function placeReplicas(state: ClusterState, replicaCount: number): string[] {
-  return Object.keys(state.nodes).sort().slice(0, replicaCount);
+/** The proposer's placement must name replicaCount distinct members. */
+function assertPlacement(state: ClusterState, name: string, placement: readonly string[], replicaCount: number): void {
+  if (placement.length !== replicaCount || new Set(placement).size !== placement.length) {
+    throw new PlinthError('INVALID_ARGUMENT', `volume ${name}: placement must name ${replicaCount} distinct nodes, got [${placement.join(', ')}]`, {
+      name,
+      placement,
+    });
+  }
+  for (const nodeId of placement) requireNode(state, nodeId);
 }
 
 function resizeVolume(state: ClusterState, command: VolumeResizeCommand): Applied {
@@ -141,7 +156,7 @@ function resizeVolume(state: ClusterState, command: VolumeResizeCommand): Applie
       { name: volume.name, sizeBytes: volume.sizeBytes, requestedBytes: command.sizeBytes },
     );
   }
-  return withVolume(state, { ...volume, sizeBytes: command.sizeBytes });
+  return volumeResult(asVolumeApplied(state, { ...volume, sizeBytes: command.sizeBytes }));
 }
 
 function deleteVolume(state: ClusterState, command: VolumeDeleteCommand): Applied {
@@ -157,37 +172,40 @@ function deleteVolume(state: ClusterState, command: VolumeDeleteCommand): Applie
   return { state: { ...state, volumes }, result: { type: 'volume', volume } };
 }
 
+/**
+ * Invariant 3: every change of owner commits a higher generation. Taking a
+ * volume from another owner needs force, unless that owner is down (failover)
+ * or no longer a member.
+ */
 function attachVolume(state: ClusterState, command: VolumeAttachCommand): Applied {
   const volume = requireVolume(state, command.name);
-  if (findNode(state, command.nodeId) === undefined) {
-    throw new PlinthError('INVALID_ARGUMENT', `node ${JSON.stringify(command.nodeId)} is not a member of the cluster`, {
-      nodeId: command.nodeId,
-    });
-  }
-  if (volume.attachedTo === command.nodeId) return { state, result: { type: 'volume', volume } };
-  if (volume.attachedTo !== null && command.force !== true) {
+  requireNode(state, command.nodeId);
+  if (command.expectedGeneration !== undefined && command.expectedGeneration !== volume.generation) {
     throw new PlinthError(
-      'VOLUME_ATTACHED',
-      `volume ${volume.name} is attached to node ${volume.attachedTo}; detach it first or force the attach`,
-      { name: volume.name, attachedTo: volume.attachedTo },
+      'FENCED',
+      `volume ${volume.name} is at generation ${volume.generation}, not the expected ${command.expectedGeneration}`,
+      { name: volume.name, generation: volume.generation, expectedGeneration: command.expectedGeneration },
     );
   }
-  // ARCHITECTURE invariant 3: every change of owner commits a higher generation.
-  return withVolume(state, { ...volume, attachedTo: command.nodeId, generation: volume.generation + 1 });
+  const force = command.force === true;
+  if (volume.attachedTo === command.nodeId && !force) return { state, result: { type: 'volume', volume } };
+  const owner = volume.attachedTo === null ? undefined : findNode(state, volume.attachedTo);
+  if (owner !== undefined && owner.id !== command.nodeId && owner.state === 'up' && !force) {
+    throw new PlinthError(
+      'VOLUME_ATTACHED',
+      `volume ${volume.name} is attached to node ${owner.id}; detach it first or force the attach`,
+      { name: volume.name, attachedTo: owner.id },
+    );
+  }
+  return volumeResult(asVolumeApplied(state, { ...volume, attachedTo: command.nodeId, generation: volume.generation + 1 }));
 }
 
 function detachVolume(state: ClusterState, command: VolumeDetachCommand): Applied {
   const volume = requireVolume(state, command.name);
   if (volume.attachedTo === null) return { state, result: { type: 'volume', volume } };
-  return withVolume(state, { ...volume, attachedTo: null });
+  return volumeResult(asVolumeApplied(state, { ...volume, attachedTo: null }));
 }
 
-function requireVolume(state: ClusterState, name: string): VolumeRecord {
-  const volume = findVolume(state, name);
-  if (volume === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${name} does not exist`, { name });
-  return volume;
-}
-
-function withVolume(state: ClusterState, volume: VolumeRecord): Applied {
-  return { state: { ...state, volumes: { ...state.volumes, [volume.name]: volume } }, result: { type: 'volume', volume } };
+function asVolumeApplied(state: ClusterState, volume: VolumeRecord): VolumeApplied {
+  return { state: withVolume(state, volume), volume };
 }

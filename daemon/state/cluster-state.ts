@@ -1,8 +1,8 @@
 /**
  * The replicated cluster state: what every node agrees on (ARCHITECTURE
- * "daemon" room). Plain JSON all the way down, so the local command log can
- * persist it as is and the Raft issue can snapshot it unchanged. Records are
- * immutable; applyCommand returns new objects and never edits old ones.
+ * "daemon" room). Plain JSON all the way down, so the Raft state machine
+ * snapshots it as is. Records are immutable; applyCommand returns new
+ * objects and never edits old ones.
  */
 export interface NodeAddresses {
   readonly api: string;
@@ -11,10 +11,48 @@ export interface NodeAddresses {
   readonly iscsi: string;
 }
 
+/** Failure-domain labels (issue 4 "Scheduler"); same shape as the scheduler's NodeLabels. */
+export interface NodeLabels {
+  readonly zone?: string;
+  readonly rack?: string;
+}
+
+/** Liveness as committed by the leader from Raft heartbeats (node.down / node.up). */
+export type NodeLiveness = 'up' | 'down';
+
 export interface NodeRecord {
   readonly id: string;
   readonly addresses: NodeAddresses;
+  readonly labels: NodeLabels;
+  readonly state: NodeLiveness;
+  /** ISO-8601 of the last node.down/node.up (or the join). */
+  readonly stateSince: string;
+  /** ISO-8601, decided by the proposer of node.join. */
+  readonly joinedAt: string;
+  /** Capacity summary reported by the node itself through node.capacity. */
+  readonly capacityBytes: number;
+  readonly freeBytes: number;
+  readonly diskCount: number;
+  /** ISO-8601 of the last node.capacity; null before the first report. */
+  readonly capacityReportedAt: string | null;
 }
+
+/**
+ * A replica's place in its volume (ARCHITECTURE invariants 2 and 4):
+ * - in-sync: receives every write; a write is acked only once all in-sync replicas acked it;
+ * - rebuilding: being caught up while live writes continue; not a read source;
+ * - faulted: left the in-sync set through a committed replica.fault; holds stale data.
+ */
+export type ReplicaState = 'in-sync' | 'rebuilding' | 'faulted';
+
+export interface ReplicaRecord {
+  readonly nodeId: string;
+  readonly state: ReplicaState;
+  /** ISO-8601 of the last state change, decided by the proposer (grace period clock). */
+  readonly since: string;
+}
+
+export const DEFAULT_GRACE_MS = 10 * 60 * 1000;
 
 export interface VolumeRecord {
   readonly id: string;
@@ -23,12 +61,14 @@ export interface VolumeRecord {
   readonly replicaCount: number;
   /** ISO-8601, decided by the proposer. */
   readonly createdAt: string;
-  /** Node that owns (serves) the volume; null when detached. */
+  /** The owner: the node that serves the volume; null when detached. */
   readonly attachedTo: string | null;
-  /** Bumped by every attach (ARCHITECTURE invariant 3); replicas fence lower ones. */
+  /** Bumped by every change of owner (ARCHITECTURE invariant 3); replicas fence lower ones. */
   readonly generation: number;
-  /** Node ids holding a replica, in placement order. */
-  readonly replicaNodeIds: readonly string[];
+  /** One per node, in placement order. */
+  readonly replicas: readonly ReplicaRecord[];
+  /** How long a faulted replica may stay away before it is replaced elsewhere (issue 4 "Rebuild"). */
+  readonly graceMs: number;
 }
 
 export interface ClusterState {
@@ -55,4 +95,28 @@ export function findVolume(state: ClusterState, name: string): VolumeRecord | un
 
 export function findNode(state: ClusterState, id: string): NodeRecord | undefined {
   return Object.hasOwn(state.nodes, id) ? state.nodes[id] : undefined;
+}
+
+/** The owner node id (alias of attachedTo, the name the REST contract uses). */
+export function volumeOwner(volume: VolumeRecord): string | null {
+  return volume.attachedTo;
+}
+
+/** Node ids holding a replica, in placement order. */
+export function replicaNodeIds(volume: VolumeRecord): string[] {
+  return volume.replicas.map((replica) => replica.nodeId);
+}
+
+/** Node ids of the in-sync set: the only read sources and failover sources (invariant 4). */
+export function inSyncNodeIds(volume: VolumeRecord): string[] {
+  return volume.replicas.filter((replica) => replica.state === 'in-sync').map((replica) => replica.nodeId);
+}
+
+export function findReplica(volume: VolumeRecord, nodeId: string): ReplicaRecord | undefined {
+  return volume.replicas.find((replica) => replica.nodeId === nodeId);
+}
+
+/** True when the node exists and its last committed liveness is up. */
+export function isNodeUp(state: ClusterState, nodeId: string): boolean {
+  return findNode(state, nodeId)?.state === 'up';
 }

@@ -1,21 +1,52 @@
 import { PlinthError } from '../../common/plinth-error.js';
-import type { NodeAddresses } from './cluster-state.js';
+import type { NodeAddresses, NodeLabels } from './cluster-state.js';
 
 /**
- * Commands of the cluster state machine. Plain JSON, so the Raft log of the
- * cluster issue carries them unchanged. Anything nondeterministic (ids,
- * timestamps) is decided by the proposer and travels in the command; apply
- * is a pure function of (state, command).
+ * Commands of the cluster state machine. Plain JSON, carried unchanged in
+ * Raft entries. Anything nondeterministic (ids, timestamps, placement) is
+ * decided by the proposer and travels in the command; apply is a pure
+ * function of (state, command).
  */
 export interface ClusterInitCommand {
   readonly type: 'cluster.init';
   readonly clusterId: string;
 }
 
-export interface NodeRegisterCommand {
-  readonly type: 'node.register';
-  readonly id: string;
+/** Adds a node (state up) or, for a member, updates its addresses and labels. */
+export interface NodeJoinCommand {
+  readonly type: 'node.join';
+  readonly nodeId: string;
   readonly addresses: NodeAddresses;
+  readonly labels?: NodeLabels;
+  readonly joinedAt: string;
+}
+
+/** Refused while the node holds the last in-sync replica of a volume. */
+export interface NodeRemoveCommand {
+  readonly type: 'node.remove';
+  readonly nodeId: string;
+}
+
+/** Proposed by the leader from Raft heartbeats (issue 4: liveness from heartbeats). */
+export interface NodeDownCommand {
+  readonly type: 'node.down';
+  readonly nodeId: string;
+  readonly at: string;
+}
+
+export interface NodeUpCommand {
+  readonly type: 'node.up';
+  readonly nodeId: string;
+  readonly at: string;
+}
+
+export interface NodeCapacityCommand {
+  readonly type: 'node.capacity';
+  readonly nodeId: string;
+  readonly capacityBytes: number;
+  readonly freeBytes: number;
+  readonly diskCount: number;
+  readonly at: string;
 }
 
 export interface VolumeCreateCommand {
@@ -26,6 +57,13 @@ export interface VolumeCreateCommand {
   /** Absent: min(3, node count), decided at apply time from the committed state. */
   readonly replicaCount?: number;
   readonly createdAt: string;
+  /**
+   * Node ids chosen by the proposer with the scheduler (placeReplicas); one
+   * per replica. Absent: the first node ids in sorted order (tests, legacy).
+   */
+  readonly placement?: readonly string[];
+  /** Absent: DEFAULT_GRACE_MS. */
+  readonly graceMs?: number;
 }
 
 export interface VolumeResizeCommand {
@@ -39,12 +77,19 @@ export interface VolumeDeleteCommand {
   readonly name: string;
 }
 
+/**
+ * Makes nodeId the owner with a new, higher generation (invariant 3).
+ * Refused with VOLUME_ATTACHED while another owner that is up holds it,
+ * unless force. With expectedGeneration, refused with FENCED unless the
+ * volume is still at that generation (compare-and-set for failover).
+ * Re-attaching to the current owner without force changes nothing.
+ */
 export interface VolumeAttachCommand {
   readonly type: 'volume.attach';
   readonly name: string;
   readonly nodeId: string;
-  /** Take the volume over from another owner (still bumps the generation). */
   readonly force?: boolean;
+  readonly expectedGeneration?: number;
 }
 
 export interface VolumeDetachCommand {
@@ -52,32 +97,106 @@ export interface VolumeDetachCommand {
   readonly name: string;
 }
 
+/**
+ * Replica state changes from the owner's volume controller. `generation`
+ * must equal the volume's current generation: a former owner is fenced
+ * (FENCED). Invariant 2: fault is how a replica leaves the in-sync set.
+ */
+export interface ReplicaFaultCommand {
+  readonly type: 'replica.fault';
+  readonly name: string;
+  readonly nodeId: string;
+  readonly generation: number;
+  readonly at: string;
+}
+
+export interface ReplicaRebuildingCommand {
+  readonly type: 'replica.rebuilding';
+  readonly name: string;
+  readonly nodeId: string;
+  readonly generation: number;
+  readonly at: string;
+}
+
+export interface ReplicaInSyncCommand {
+  readonly type: 'replica.in-sync';
+  readonly name: string;
+  readonly nodeId: string;
+  readonly generation: number;
+  readonly at: string;
+}
+
+/** A new replica on nodeId, in state rebuilding (it holds no data yet). */
+export interface ReplicaAddCommand {
+  readonly type: 'replica.add';
+  readonly name: string;
+  readonly nodeId: string;
+  readonly at: string;
+}
+
+/** Refused when it would leave the volume without an in-sync replica. */
+export interface ReplicaRemoveCommand {
+  readonly type: 'replica.remove';
+  readonly name: string;
+  readonly nodeId: string;
+}
+
 export type Command =
   | ClusterInitCommand
-  | NodeRegisterCommand
+  | NodeJoinCommand
+  | NodeRemoveCommand
+  | NodeDownCommand
+  | NodeUpCommand
+  | NodeCapacityCommand
   | VolumeCreateCommand
   | VolumeResizeCommand
   | VolumeDeleteCommand
   | VolumeAttachCommand
-  | VolumeDetachCommand;
+  | VolumeDetachCommand
+  | ReplicaFaultCommand
+  | ReplicaRebuildingCommand
+  | ReplicaInSyncCommand
+  | ReplicaAddCommand
+  | ReplicaRemoveCommand;
 
 export type CommandType = Command['type'];
 
-const COMMAND_FIELDS: Readonly<Record<CommandType, Readonly<Record<string, 'string' | 'number' | 'boolean' | 'object'>>>> = {
+type FieldKind = 'string' | 'number' | 'boolean' | 'object' | 'string[]';
+/** A trailing '?' marks an optional field. */
+type FieldTable = Readonly<Record<string, FieldKind | `${FieldKind}?`>>;
+
+const REPLICA_FIELDS: FieldTable = { name: 'string', nodeId: 'string', generation: 'number', at: 'string' };
+
+const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'cluster.init': { clusterId: 'string' },
-  'node.register': { id: 'string', addresses: 'object' },
-  'volume.create': { id: 'string', name: 'string', sizeBytes: 'number', replicaCount: 'number', createdAt: 'string' },
+  'node.join': { nodeId: 'string', addresses: 'object', labels: 'object?', joinedAt: 'string' },
+  'node.remove': { nodeId: 'string' },
+  'node.down': { nodeId: 'string', at: 'string' },
+  'node.up': { nodeId: 'string', at: 'string' },
+  'node.capacity': { nodeId: 'string', capacityBytes: 'number', freeBytes: 'number', diskCount: 'number', at: 'string' },
+  'volume.create': {
+    id: 'string',
+    name: 'string',
+    sizeBytes: 'number',
+    replicaCount: 'number?',
+    createdAt: 'string',
+    placement: 'string[]?',
+    graceMs: 'number?',
+  },
   'volume.resize': { name: 'string', sizeBytes: 'number' },
   'volume.delete': { name: 'string' },
-  'volume.attach': { name: 'string', nodeId: 'string', force: 'boolean' },
+  'volume.attach': { name: 'string', nodeId: 'string', force: 'boolean?', expectedGeneration: 'number?' },
   'volume.detach': { name: 'string' },
+  'replica.fault': REPLICA_FIELDS,
+  'replica.rebuilding': REPLICA_FIELDS,
+  'replica.in-sync': REPLICA_FIELDS,
+  'replica.add': { name: 'string', nodeId: 'string', at: 'string' },
+  'replica.remove': { name: 'string', nodeId: 'string' },
 };
 
-const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['replicaCount', 'force']);
-
 /**
- * Check the shape of a command read back from storage (or, later, off the
- * wire). Semantic checks (names, sizes, references) stay in applyCommand.
+ * Check the shape of a command read back from the Raft log or off the wire.
+ * Semantic checks (names, sizes, references) stay in applyCommand.
  */
 export function decodeCommand(value: unknown): Command {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -90,13 +209,21 @@ export function decodeCommand(value: unknown): Command {
   for (const key of Object.keys(record)) {
     if (key !== 'type' && !Object.hasOwn(fields, key)) throw malformed(`${String(type)}: unexpected field "${key}"`);
   }
-  for (const [field, kind] of Object.entries(fields)) {
+  for (const [field, spec] of Object.entries(fields)) {
+    const optional = spec.endsWith('?');
+    const kind = (optional ? spec.slice(0, -1) : spec) as FieldKind;
     const fieldValue = record[field];
-    if (fieldValue === undefined && OPTIONAL_FIELDS.has(field)) continue;
-    if (typeof fieldValue !== kind || fieldValue === null) throw malformed(`${String(type)}: field "${field}" must be a ${kind}`);
+    if (fieldValue === undefined && optional) continue;
+    if (!hasKind(fieldValue, kind)) throw malformed(`${String(type)}: field "${field}" must be a ${kind}`);
   }
   // Every field was just checked against the table for its type.
   return record as unknown as Command;
+}
+
+function hasKind(value: unknown, kind: FieldKind): boolean {
+  if (kind === 'string[]') return Array.isArray(value) && value.every((item) => typeof item === 'string');
+  if (kind === 'object') return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === kind;
 }
 
 function malformed(message: string): PlinthError {

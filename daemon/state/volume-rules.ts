@@ -13,6 +13,8 @@ export const SECTOR_BYTES = 512;
 export const MAX_VOLUME_SIZE_BYTES = 2 ** 50;
 export const MAX_VOLUMES = 10_000;
 export const MAX_NODES = 64;
+/** 30 days: a replica away longer than that is surely gone. */
+export const MAX_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
 export { assertVolumeName } from '../../common/volume-name.js';
 

@@ -1,7 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeTempDir, spawnDaemon, startDaemon, type DaemonProcess } from '../helpers/daemon-harness.js';
+import { makeTempDir, pickFreePorts, spawnDaemon, startDaemon, type DaemonProcess } from '../helpers/daemon-harness.js';
 
 /** Every fatal start-up error: exit code 1 and exactly one clear line on stderr. */
 async function refusalOf(daemon: DaemonProcess): Promise<{ code: number | null; lines: string[] }> {
@@ -28,9 +28,10 @@ t.test('an unknown flag', async (t) => {
   t.match(await refusalOf(daemon), { code: 1, lines: { length: 1, 0: /^plinthd: config: command line: Unknown option '--nbd-port'/ } });
 });
 
-t.test('--join is refused until clustering lands', async (t) => {
-  const daemon = await spawnDaemon(t, { args: ['--join', '127.0.0.1:9701'] });
-  t.match(await refusalOf(daemon), { code: 1, lines: { length: 1, 0: /^plinthd: --join: joining a cluster is not supported yet.*\(NOT_SUPPORTED\)$/ } });
+t.test('--join to a member nobody answers for fails with one clear line', async (t) => {
+  const [closedPort] = await pickFreePorts(1);
+  const daemon = await spawnDaemon(t, { args: ['--join', `127.0.0.1:${closedPort}`] });
+  t.match(await refusalOf(daemon), { code: 1, lines: { length: 1, 0: /^plinthd: cannot join the cluster through 127\.0\.0\.1:\d+: cannot reach peer.*\(IO_ERROR\)$/ } });
 });
 
 t.test('a data dir keeps its node id', async (t) => {

@@ -1,6 +1,6 @@
 import { formatSize } from '../../../common/sizes.js';
 import { renderJson, renderTable } from '../table.js';
-import type { CommandSpec } from './command-spec.js';
+import { argAt, type CommandSpec } from './command-spec.js';
 
 export const nodeCommands: readonly CommandSpec[] = [
   {
@@ -29,6 +29,20 @@ export const nodeCommands: readonly CommandSpec[] = [
           node.addresses.api,
         ]),
       ));
+    },
+  },
+  {
+    noun: 'node',
+    verbs: ['rm', 'remove'],
+    args: ['ID'],
+    options: [],
+    requiredOptions: [],
+    synopsis: 'node rm ID',
+    summary: 'remove a node from the cluster',
+    async run(context, args) {
+      const id = argAt(args, 0);
+      await context.client.removeNode(id);
+      context.print(context.json ? renderJson({ id, removed: true }) : `removed node ${id}\n`);
     },
   },
 ];

@@ -5,6 +5,7 @@ import { buildTestApp } from './api-fixture.js';
 const EXPECTED_OPERATIONS: Readonly<Record<string, readonly string[]>> = {
   '/v1/cluster': ['get'],
   '/v1/nodes': ['get'],
+  '/v1/nodes/{id}': ['delete'],
   '/v1/volumes': ['get', 'post'],
   '/v1/volumes/{name}': ['get', 'patch', 'delete'],
   '/v1/volumes/{name}/attach': ['post'],

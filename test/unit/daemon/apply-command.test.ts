@@ -1,7 +1,7 @@
 import t from 'tap';
 import { PlinthError } from '../../../common/plinth-error.js';
 import { applyCommand, type Applied } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
+import { emptyClusterState, replicaNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
 
 const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
@@ -21,7 +21,7 @@ function refused(state: ClusterState, command: Command): PlinthError {
 
 function withNodes(...ids: string[]): ClusterState {
   let state = ok(emptyClusterState(), { type: 'cluster.init', clusterId: 'c1' }).state;
-  for (const id of ids) state = ok(state, { type: 'node.register', id, addresses: ADDRESSES }).state;
+  for (const id of ids) state = ok(state, { type: 'node.join', nodeId: id, addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }).state;
   return state;
 }
 
@@ -42,18 +42,29 @@ t.test('cluster.init sets the id once', async (t) => {
   t.equal(refused(emptyClusterState(), { type: 'cluster.init', clusterId: '' }).code, 'INVALID_ARGUMENT');
 });
 
-t.test('node.register adds and updates nodes', async (t) => {
+t.test('node.join adds and updates nodes', async (t) => {
   const state = withNodes('n1');
-  t.same(state.nodes['n1'], { id: 'n1', addresses: ADDRESSES });
-  const moved = ok(state, { type: 'node.register', id: 'n1', addresses: { ...ADDRESSES, nbd: '0.0.0.0:10809' } }).state;
+  t.same(state.nodes['n1'], {
+    id: 'n1',
+    addresses: ADDRESSES,
+    labels: {},
+    state: 'up',
+    stateSince: '2026-01-01T00:00:00.000Z',
+    joinedAt: '2026-01-01T00:00:00.000Z',
+    capacityBytes: 0,
+    freeBytes: 0,
+    diskCount: 0,
+    capacityReportedAt: null,
+  });
+  const moved = ok(state, { type: 'node.join', nodeId: 'n1', addresses: { ...ADDRESSES, nbd: '0.0.0.0:10809' }, joinedAt: '2026-01-01T00:00:00.000Z' }).state;
   t.equal(moved.nodes['n1']?.addresses.nbd, '0.0.0.0:10809');
   t.equal(Object.keys(moved.nodes).length, 1);
-  t.equal(refused(state, { type: 'node.register', id: '-bad', addresses: ADDRESSES }).code, 'INVALID_ARGUMENT');
-  t.match(refused(state, { type: 'node.register', id: 'n2', addresses: { ...ADDRESSES, api: '' } }).message, /api address/);
+  t.equal(refused(state, { type: 'node.join', nodeId: '-bad', addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }).code, 'INVALID_ARGUMENT');
+  t.match(refused(state, { type: 'node.join', nodeId: 'n2', addresses: { ...ADDRESSES, api: '' }, joinedAt: '2026-01-01T00:00:00.000Z' }).message, /api address/);
   let full = state;
-  for (let index = 2; index <= 64; index += 1) full = ok(full, { type: 'node.register', id: `n${index}`, addresses: ADDRESSES }).state;
-  t.match(refused(full, { type: 'node.register', id: 'n65', addresses: ADDRESSES }).message, /maximum of 64 nodes/);
-  t.ok(ok(full, { type: 'node.register', id: 'n1', addresses: ADDRESSES }), 're-registering a member is fine when full');
+  for (let index = 2; index <= 64; index += 1) full = ok(full, { type: 'node.join', nodeId: `n${index}`, addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }).state;
+  t.match(refused(full, { type: 'node.join', nodeId: 'n65', addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }).message, /maximum of 64 nodes/);
+  t.ok(ok(full, { type: 'node.join', nodeId: 'n1', addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }), 're-registering a member is fine when full');
 });
 
 t.test('volume.create', async (t) => {
@@ -67,7 +78,8 @@ t.test('volume.create', async (t) => {
     createdAt: '2026-01-01T00:00:00.000Z',
     attachedTo: null,
     generation: 0,
-    replicaNodeIds: ['n1'],
+    replicas: [{ nodeId: 'n1', state: 'in-sync', since: '2026-01-01T00:00:00.000Z' }],
+    graceMs: 600_000,
   });
   t.same(before.volumes, {}, 'the old state is untouched');
   t.equal(refused(applied.state, create('db1', { id: 'other' })).code, 'VOLUME_EXISTS');
@@ -78,8 +90,8 @@ t.test('volume.create: default replica count is min(3, nodes) and placement is d
   t.equal(volumeOf(ok(withNodes('a', 'b'), create('v'))).replicaCount, 2);
   const four = volumeOf(ok(withNodes('d', 'c', 'b', 'a'), create('v')));
   t.equal(four.replicaCount, 3);
-  t.same(four.replicaNodeIds, ['a', 'b', 'c']);
-  t.same(volumeOf(ok(withNodes('a', 'b', 'c'), create('v', { replicaCount: 1 }))).replicaNodeIds, ['a']);
+  t.same(replicaNodeIds(four), ['a', 'b', 'c']);
+  t.same(replicaNodeIds(volumeOf(ok(withNodes('a', 'b', 'c'), create('v', { replicaCount: 1 })))).map(String), ['a']);
 });
 
 t.test('volume.create refusals', async (t) => {
@@ -110,7 +122,7 @@ t.test('volume.create stops at the volume limit', async (t) => {
   const volumes: Record<string, VolumeRecord> = {};
   for (let index = 0; index < 10_000; index += 1) {
     const name = `v${index}`;
-    volumes[name] = { id: name, name, sizeBytes: 512, replicaCount: 1, createdAt: '', attachedTo: null, generation: 0, replicaNodeIds: ['n1'] };
+    volumes[name] = { id: name, name, sizeBytes: 512, replicaCount: 1, createdAt: '', attachedTo: null, generation: 0, replicas: [], graceMs: 0 };
   }
   state = { ...state, volumes };
   t.equal(refused(state, create('one-more')).code, 'NO_SPACE');
@@ -143,7 +155,7 @@ t.test('volume.attach bumps the generation on every change of owner (invariant 3
   t.equal(volumeOf(forced).generation, 2);
   const detached = ok(forced.state, { type: 'volume.detach', name: 'v' }).state;
   t.equal(volumeOf(ok(detached, { type: 'volume.attach', name: 'v', nodeId: 'n1' })).generation, 3);
-  t.equal(refused(state, { type: 'volume.attach', name: 'v', nodeId: 'ghost' }).code, 'INVALID_ARGUMENT');
+  t.equal(refused(state, { type: 'volume.attach', name: 'v', nodeId: 'ghost' }).code, 'NODE_NOT_FOUND');
   t.equal(refused(state, { type: 'volume.attach', name: 'nope', nodeId: 'n1' }).code, 'VOLUME_NOT_FOUND');
 });
 
@@ -180,7 +192,7 @@ t.test('commands survive a JSON round trip and decode checks their shape', async
   t.same(decodeCommand({ type: 'volume.attach', name: 'v', nodeId: 'n1' }), { type: 'volume.attach', name: 'v', nodeId: 'n1' });
   for (const bad of [null, [], 'x', { type: 'volume.explode' }, { type: 'volume.delete' }, { type: 'volume.delete', name: 1 },
     { type: 'volume.delete', name: 'v', extra: true }, { type: 'volume.attach', name: 'v', nodeId: 'n', force: 'yes' },
-    { type: 'node.register', id: 'n', addresses: null }, { type: '__proto__' }]) {
+    { type: 'node.join', nodeId: 'n', addresses: null, joinedAt: '2026-01-01T00:00:00.000Z' }, { type: '__proto__' }]) {
     t.throws(() => decodeCommand(bad), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
   }
 });
@@ -188,7 +200,7 @@ t.test('commands survive a JSON round trip and decode checks their shape', async
 t.test('apply is deterministic: same commands, same state', async (t) => {
   const commands: Command[] = [
     { type: 'cluster.init', clusterId: 'c' },
-    { type: 'node.register', id: 'n1', addresses: ADDRESSES },
+    { type: 'node.join', nodeId: 'n1', addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' },
     create('a'),
     create('b', { sizeBytes: 4096 }),
     { type: 'volume.attach', name: 'a', nodeId: 'n1' },

@@ -258,3 +258,13 @@ t.test('the example config in systemd/plinth.yaml is valid and says what the con
   t.same(config.disks, [{ path: '/var/lib/plinth/disks/disk0.img', sizeBytes: 64 * 1024 ** 3 }]);
   t.equal(config.join, null);
 });
+
+t.test('--label sets the zone and rack failure domains (flag, env, file)', async (t) => {
+  t.same(run([]).labels, {}, 'no labels by default');
+  t.same(run(['--label', 'zone=eu-1', '--label', 'rack=r4']).labels, { zone: 'eu-1', rack: 'r4' });
+  t.same(run([], { PLINTH_LABEL: 'zone=z2, rack=r1' }).labels, { zone: 'z2', rack: 'r1' });
+  t.same(run(['--config', '/c.yaml'], {}, { '/c.yaml': 'label: [zone=z3]\n' }).labels, { zone: 'z3' });
+  t.match(refusal(['--label', 'planet=mars']).message, /--label="planet=mars": expected zone=NAME or rack=NAME/);
+  t.match(refusal(['--label', 'zone=a', '--label', 'zone=b']).message, /the zone label is given twice/);
+  t.equal(refusal(['--label', 'rack=']).code, 'CONFIG_INVALID');
+});

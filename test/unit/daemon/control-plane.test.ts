@@ -40,7 +40,7 @@ async function rig(t: { teardown(fn: () => unknown): void }, extraNodes: string[
   });
   const log = await LocalCommandLog.open({}, { storage: db.sublevel<string, unknown>('state', { valueEncoding: 'json' }), logger });
   await log.propose({ type: 'cluster.init', clusterId: 'cluster-1' });
-  for (const id of ['n1', ...extraNodes]) await log.propose({ type: 'node.register', id, addresses: ADDRESSES });
+  for (const id of ['n1', ...extraNodes]) await log.propose({ type: 'node.join', nodeId: id, addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' });
   const pool = new MemoryPool({ capacityBytes: 64 * MiB });
   const readiness = new ReadinessTracker();
   const handles = new Map<string, Set<ExportHandle>>();
@@ -133,7 +133,7 @@ t.test('cluster and nodes', async (t) => {
   });
   const nodes = await control.nodes();
   t.same(nodes.map((node) => [node.id, node.state, node.leader, node.disks.length]), [
-    ['n0', 'down', false, 0],
+    ['n0', 'up', false, 0], // liveness is the committed state (node.down comes from the leader)
     ['n1', 'up', true, 1],
   ]);
   t.same(nodes[1]?.addresses, ADDRESSES);
@@ -179,7 +179,7 @@ t.test('a volume attached to another node is refused', async (t) => {
   const taken = await r.control.attachVolume('v', 'n1', { force: true });
   t.equal(taken.attachedTo, 'n1');
   t.equal(taken.generation, 2);
-  await t.rejects(r.control.attachVolume('v', 'ghost'), { code: 'INVALID_ARGUMENT' });
+  await t.rejects(r.control.attachVolume('v', 'ghost'), { code: 'NODE_NOT_FOUND' });
 });
 
 t.test('handing a volume over to another node releases the local store first', async (t) => {
@@ -292,4 +292,23 @@ t.test('resizing a volume the pool has not seen yet is fine: it opens at the new
   await r.control.createVolume({ name: 'v', sizeBytes: MiB });
   await r.control.resizeVolume('v', 3 * MiB);
   t.equal((await r.open('v')).device.sizeBytes, 3 * MiB);
+});
+
+t.test('placement and node removal through the control plane', async (t) => {
+  const r = await rig(t, ['n2', 'n3']);
+  await r.log.propose({ type: 'node.down', nodeId: 'n3', at: '2026-02-03T04:05:06.000Z' });
+  const view = await r.control.createVolume({ name: 'v', sizeBytes: MiB });
+  t.same(view.replicas.map((replica) => replica.nodeId), ['n1', 'n2'], 'default count and placement use the up nodes, local first');
+  await t.rejects(r.control.createVolume({ name: 'w', sizeBytes: MiB, replicaCount: 3 }), {
+    code: 'INVALID_ARGUMENT',
+    message: /3 replicas need 3 distinct up nodes; only 2 of 3 qualify/,
+  });
+  const solo = await r.control.createVolume({ name: 'solo', sizeBytes: MiB, replicaCount: 1 });
+  t.same(solo.replicas.map((replica) => replica.nodeId), ['n1']);
+  await t.rejects(r.control.removeNode('n1'), { code: 'LAST_IN_SYNC_REPLICA' });
+  await r.control.removeNode('n2');
+  t.same((await r.control.nodes()).map((node) => `${node.id}:${node.state}`), ['n1:up', 'n3:down']);
+  t.same((await r.control.getVolume('v')).replicas, [{ nodeId: 'n1', state: 'in-sync' }]);
+  t.equal((await r.control.getVolume('v')).state, 'degraded', 'one of two wanted replicas is left');
+  await t.rejects(r.control.removeNode('ghost'), { code: 'NODE_NOT_FOUND' });
 });

@@ -11,7 +11,7 @@ const logger = pino({ level: 'silent' });
 const ADDRESSES = { api: 'a:1', peer: 'a:2', nbd: 'a:3', iscsi: 'a:4' };
 const BOOTSTRAP: Command[] = [
   { type: 'cluster.init', clusterId: 'c1' },
-  { type: 'node.register', id: 'n1', addresses: ADDRESSES },
+  { type: 'node.join', nodeId: 'n1', addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' },
 ];
 
 function createCommand(name: string): Command {

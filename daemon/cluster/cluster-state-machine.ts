@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import { PlinthError, toError } from '../../common/plinth-error.js';
+import type { AppliedCommand, StateMachine } from '../../consensus/node/state-machine.js';
+import { applyCommand, type CommandResult } from '../state/apply-command.js';
+import { emptyClusterState, type ClusterState } from '../state/cluster-state.js';
+import { decodeCommand, type Command } from '../state/commands.js';
+
+/**
+ * The cluster state machine as the Raft node runner drives it: each entry
+ * carries one command as UTF-8 JSON, applied by the pure applyCommand; the
+ * snapshot is the state's JSON (ARCHITECTURE "Raft carries the control plane
+ * only"). A refused command is still a committed entry: every node records
+ * the same refusal and the proposer gets it back as its result.
+ */
+export type CommandOutcome = CommandResult | PlinthError;
+
+export type AppliedListener = (command: Command, outcome: CommandOutcome, index: number) => void;
+
+export class ClusterStateMachine implements StateMachine<CommandOutcome> {
+  readonly #logger: Logger;
+  readonly #listeners = new Set<AppliedListener>();
+  #state: ClusterState = emptyClusterState();
+  #appliedIndex = 0;
+
+  constructor(modules: { readonly logger: Logger }) {
+    this.#logger = modules.logger;
+  }
+
+  get state(): ClusterState {
+    return this.#state;
+  }
+
+  /** Index of the last entry whose command was applied (0 before any). */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  /** Called after every applied command (also refused ones); returns an unsubscribe. */
+  onApplied(listener: AppliedListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  apply(applied: AppliedCommand): CommandOutcome {
+    this.#appliedIndex = applied.index;
+    let command: Command;
+    try {
+      command = decodeCommand(JSON.parse(applied.command.toString('utf8')));
+    } catch (err) {
+      // Every node sees the same bytes and refuses them the same way.
+      this.#logger.error({ err: toError(err), index: applied.index }, 'cluster state: undecodable command entry refused');
+      return new PlinthError('INVALID_ARGUMENT', `undecodable command at index ${applied.index}: ${toError(err).message}`);
+    }
+    const outcome = applyCommand(this.#state, command);
+    const result = outcome instanceof PlinthError ? outcome : outcome.result;
+    if (!(outcome instanceof PlinthError)) this.#state = outcome.state;
+    for (const listener of this.#listeners) {
+      try {
+        listener(command, result, applied.index);
+      } catch (err) {
+        this.#logger.error({ err: toError(err), command: command.type }, 'cluster state: applied-listener failed');
+      }
+    }
+    return result;
+  }
+
+  snapshot(): Buffer {
+    return Buffer.from(JSON.stringify({ appliedIndex: this.#appliedIndex, state: this.#state }), 'utf8');
+  }
+
+  restore(image: Buffer): void {
+    const decoded = JSON.parse(image.toString('utf8')) as unknown;
+    if (!isSnapshotImage(decoded)) throw new PlinthError('RAFT_SNAPSHOT_INVALID', 'cluster state snapshot is not {appliedIndex, state}');
+    this.#state = decoded.state;
+    this.#appliedIndex = decoded.appliedIndex;
+  }
+}
+
+export function encodeCommand(command: Command): Buffer {
+  return Buffer.from(JSON.stringify(command), 'utf8');
+}
+
+function isSnapshotImage(value: unknown): value is { appliedIndex: number; state: ClusterState } {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const state = record['state'];
+  if (typeof record['appliedIndex'] !== 'number' || typeof state !== 'object' || state === null) return false;
+  const fields = state as Record<string, unknown>;
+  return (fields['clusterId'] === null || typeof fields['clusterId'] === 'string') && typeof fields['nodes'] === 'object' && typeof fields['volumes'] === 'object';
+}

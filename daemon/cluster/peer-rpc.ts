@@ -1,0 +1,88 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { PlinthError, toError } from '../../common/plinth-error.js';
+import type { HostPort } from '../config/config-types.js';
+import { dialPeer, errorFromJson, errorToJson, JsonLineSocket } from './json-line-socket.js';
+import { RPC_MAGIC } from './peer-listener.js';
+
+/**
+ * Requests a follower forwards to the leader over the peer port (REST
+ * contract: "writes forwarded to the leader"; reads use the leader's
+ * ReadIndex, Raft thesis §6.4). One connection per request: control-plane
+ * rates are low and a fresh connection never carries stale state.
+ *
+ * Authenticated with the cluster secret: the body is MACed (HMAC-SHA256) and
+ * carries a timestamp, refused when older than MAX_SKEW_MS, so only members
+ * can propose. The answer is not MACed (TLS comes with the operations issue).
+ */
+export type RpcRequest =
+  | { readonly op: 'propose'; readonly command: unknown }
+  | { readonly op: 'read' }
+  | { readonly op: 'remove-voter'; readonly nodeId: string };
+
+export type RpcHandler = (request: RpcRequest) => Promise<unknown>;
+
+const LABEL = 'plinth-peer-rpc-v1\0';
+const MAX_SKEW_MS = 60_000;
+
+function mac(secret: Buffer, body: string): Buffer {
+  return createHmac('sha256', secret).update(LABEL).update(body).digest();
+}
+
+export async function callPeer(address: HostPort, request: RpcRequest, options: { secret: Buffer; timeoutMs: number; nowMs?: number }): Promise<unknown> {
+  const socket = await dialPeer(address, options.timeoutMs);
+  const lines = new JsonLineSocket(socket);
+  try {
+    const body = JSON.stringify({ ...request, ts: options.nowMs ?? Date.now() });
+    lines.send({ body, mac: mac(options.secret, body).toString('hex') }, RPC_MAGIC);
+    const reply = await lines.receive(options.timeoutMs);
+    if (typeof reply !== 'object' || reply === null) throw new PlinthError('PROTOCOL_ERROR', 'peer sent a malformed answer', { reason: 'bad-reply' });
+    const record = reply as Record<string, unknown>;
+    if (record['ok'] === true) return record['result'];
+    throw errorFromJson(record['error']);
+  } finally {
+    lines.close();
+  }
+}
+
+/** Serve one forwarded request on a socket routed here by the peer listener. */
+export function serveRpcConnection(socket: Socket, secret: () => Buffer | null, handler: RpcHandler, logger: Logger): void {
+  const lines = new JsonLineSocket(socket, { skipBytes: RPC_MAGIC.length });
+  void (async () => {
+    try {
+      const request = authenticate(await lines.receive(10_000), secret());
+      try {
+        lines.send({ ok: true, result: await handler(request) });
+      } catch (err) {
+        lines.send({ ok: false, error: errorToJson(err) });
+      }
+    } catch (err) {
+      logger.warn({ err: toError(err), remote: socket.remoteAddress }, 'peer rpc: request refused');
+      lines.send({ ok: false, error: errorToJson(err) });
+    } finally {
+      lines.close();
+    }
+  })();
+}
+
+function authenticate(frame: unknown, secret: Buffer | null): RpcRequest {
+  if (secret === null) throw new PlinthError('UNAUTHORIZED', 'this node has not joined a cluster yet');
+  const record = typeof frame === 'object' && frame !== null ? (frame as Record<string, unknown>) : {};
+  const body = record['body'];
+  const proof = record['mac'];
+  if (typeof body !== 'string' || typeof proof !== 'string') throw new PlinthError('PROTOCOL_ERROR', 'peer rpc needs {body, mac}', { reason: 'shape' });
+  const given = Buffer.from(proof, 'hex');
+  const expected = mac(secret, body);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new PlinthError('UNAUTHORIZED', 'peer rpc: bad cluster-secret proof');
+  }
+  const request = JSON.parse(body) as Record<string, unknown>;
+  const ts = request['ts'];
+  if (typeof ts !== 'number' || Math.abs(Date.now() - ts) > MAX_SKEW_MS) throw new PlinthError('UNAUTHORIZED', 'peer rpc: stale request');
+  const op = request['op'];
+  if (op === 'read') return { op };
+  if (op === 'propose') return { op, command: request['command'] };
+  if (op === 'remove-voter' && typeof request['nodeId'] === 'string') return { op, nodeId: request['nodeId'] };
+  throw new PlinthError('PROTOCOL_ERROR', `peer rpc: unknown op ${JSON.stringify(op)}`, { reason: 'op' });
+}

@@ -1,0 +1,167 @@
+import type { Logger } from 'pino';
+import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
+import { removeVoter } from '../../consensus/node/membership.js';
+import type { RaftNode } from '../../consensus/node/raft-node.js';
+import type { HostPort } from '../config/config-types.js';
+import type { CommandProposer } from '../control/command-proposer.js';
+import type { CommandResult } from '../state/apply-command.js';
+import type { ClusterState } from '../state/cluster-state.js';
+import { decodeCommand, type Command } from '../state/commands.js';
+import { encodeCommand, type ClusterStateMachine, type CommandOutcome } from './cluster-state-machine.js';
+import { callPeer, type RpcRequest } from './peer-rpc.js';
+
+export interface RaftCommandLogOptions {
+  readonly nodeId: string;
+  /** Bound on one forwarded call and on waiting for a leader to be known. */
+  readonly forwardTimeoutMs: number;
+  /** Forwarded calls in flight at once; beyond it BUSY (a limit on everything). */
+  readonly maxForwards: number;
+}
+
+export interface RaftCommandLogModules {
+  readonly raft: RaftNode<CommandOutcome>;
+  readonly stateMachine: ClusterStateMachine;
+  readonly secret: Buffer;
+  readonly logger: Logger;
+}
+
+const POLL_MS = 10;
+
+/**
+ * The Raft-backed CommandProposer: commands are JSON in Raft entries, applied
+ * by the ClusterStateMachine on every node. On the leader, propose/read go to
+ * the local RaftNode; on a follower they are forwarded to the leader over the
+ * peer port (peer-rpc.ts). Errors: NOT_LEADER (no leader known within the
+ * timeout, or leadership moved), TIMEOUT, or the state machine's refusal.
+ */
+export class RaftCommandLog implements CommandProposer {
+  readonly #options: RaftCommandLogOptions;
+  readonly #modules: RaftCommandLogModules;
+  #forwards = 0;
+
+  constructor(options: RaftCommandLogOptions, modules: RaftCommandLogModules) {
+    this.#options = options;
+    this.#modules = modules;
+  }
+
+  get state(): ClusterState {
+    return this.#modules.stateMachine.state;
+  }
+
+  get leaderId(): string | null {
+    return this.#modules.raft.leaderId;
+  }
+
+  get isLeader(): boolean {
+    return this.#modules.raft.role === 'leader';
+  }
+
+  async propose(command: Command): Promise<CommandResult> {
+    if (this.isLeader) return this.#proposeLocally(command);
+    const result = await this.#forward({ op: 'propose', command });
+    return result as CommandResult;
+  }
+
+  /**
+   * Linearizable read barrier (invariant 6): once it resolves, `state` holds
+   * every write committed before the call began.
+   */
+  async barrier(): Promise<void> {
+    if (this.isLeader) {
+      await this.#modules.raft.read();
+      return;
+    }
+    const index = await this.#forward({ op: 'read' });
+    if (typeof index !== 'number') throw new PlinthError('INTERNAL', 'leader answered a read with no index');
+    await this.#waitApplied(index);
+  }
+
+  /** Raft membership: remove `nodeId` as a voter (on the leader, or forwarded to it). */
+  async removeVoter(nodeId: string): Promise<void> {
+    if (this.isLeader) {
+      await removeVoter(this.#modules.raft, nodeId, { timeoutMs: this.#options.forwardTimeoutMs, pollMs: 20 });
+      return;
+    }
+    await this.#forward({ op: 'remove-voter', nodeId });
+  }
+
+  /** Serve a request forwarded by a follower; refuses unless this node leads. */
+  async handleForwarded(request: RpcRequest): Promise<unknown> {
+    if (!this.isLeader) {
+      throw new PlinthError('NOT_LEADER', `node ${this.#options.nodeId} is not the leader`, { leaderId: this.leaderId, retry: true });
+    }
+    switch (request.op) {
+      case 'propose':
+        return this.#proposeLocally(decodeCommand(request.command));
+      case 'read':
+        return this.#modules.raft.read();
+      case 'remove-voter':
+        await this.removeVoter(request.nodeId);
+        return null;
+    }
+  }
+
+  async #proposeLocally(command: Command): Promise<CommandResult> {
+    const outcome = await this.#modules.raft.propose(encodeCommand(command));
+    if (outcome instanceof PlinthError) throw outcome;
+    return outcome;
+  }
+
+  /**
+   * Send to the leader; retries only what cannot have been applied: no
+   * leader known yet, or a refusal made before anything was proposed.
+   */
+  async #forward(request: RpcRequest): Promise<unknown> {
+    if (this.#forwards >= this.#options.maxForwards) {
+      throw new PlinthError('BUSY', `too many requests forwarded to the leader (${this.#options.maxForwards}); retry later`);
+    }
+    this.#forwards += 1;
+    const deadlineMs = Date.now() + this.#options.forwardTimeoutMs;
+    try {
+      for (;;) {
+        if (this.isLeader) return await this.handleForwarded(request);
+        const leader = this.#leaderAddress();
+        if (leader !== undefined) {
+          try {
+            return await callPeer(leader, request, { secret: this.#modules.secret, timeoutMs: Math.max(100, deadlineMs - Date.now()) });
+          } catch (err) {
+            const retry = isPlinthError(err, 'NOT_LEADER') && err.details['retry'] === true;
+            const unreachable = isPlinthError(err, 'IO_ERROR') && request.op === 'read';
+            if (!(retry || unreachable) || Date.now() >= deadlineMs) throw err;
+          }
+        }
+        if (Date.now() >= deadlineMs) {
+          throw new PlinthError('NOT_LEADER', `no raft leader is reachable from node ${this.#options.nodeId}; the cluster may have lost its quorum`, {
+            leaderId: this.leaderId,
+          });
+        }
+        await sleep(POLL_MS * 5);
+      }
+    } finally {
+      this.#forwards -= 1;
+    }
+  }
+
+  /** The leader's peer address; undefined while no other node is known to lead. */
+  #leaderAddress(): HostPort | undefined {
+    const leaderId = this.#modules.raft.leaderId;
+    return leaderId === null || leaderId === this.#options.nodeId ? undefined : this.#modules.raft.addressOf(leaderId);
+  }
+
+  async #waitApplied(index: number): Promise<void> {
+    const deadlineMs = Date.now() + this.#options.forwardTimeoutMs;
+    while (this.#modules.raft.appliedIndex < index) {
+      if (Date.now() >= deadlineMs) {
+        throw new PlinthError('TIMEOUT', `node ${this.#options.nodeId} did not apply index ${index} within ${this.#options.forwardTimeoutMs} ms`, {
+          index,
+          appliedIndex: this.#modules.raft.appliedIndex,
+        });
+      }
+      await sleep(POLL_MS);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

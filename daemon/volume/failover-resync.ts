@@ -1,0 +1,174 @@
+import type { Logger } from 'pino';
+import { PlinthError, toError } from '../../common/plinth-error.js';
+import type { BlockDevice } from '../../blockdev/block-device.js';
+import { type CatchUpProgress, catchUpReplica } from '../../blockdev/volume/catch-up.js';
+import type { ByteRegion } from '../../blockdev/volume/dirty-regions.js';
+import { RangeLock } from '../../blockdev/volume/range-lock.js';
+import { MAX_REGIONS_PER_REPLY, type RegionList } from '../../blockdev/replica/replica-payloads.js';
+
+/**
+ * Failover reconciliation (ARCHITECTURE invariant 4). After an owner was lost
+ * uncleanly, writes that were in flight may have reached some in-sync
+ * replicas and not others. Before the new owner serves a read from more than
+ * one replica, it picks one in-sync replica as the source (the local one if
+ * any: reads prefer it anyway), collects the activity log of every in-sync
+ * replica (regions marked before a write and cleared only after a flush), and
+ * copies the source over the union of those regions onto every other one.
+ *
+ * Runs before the volume serves any I/O, so no range lock contention with
+ * clients: the lock is only there because catch-up requires one.
+ *
+ * A replica whose activity cannot be read or which fails during the copy is
+ * returned in `failed`: the caller must commit it out of the in-sync set
+ * before serving (invariant 2). A failing source is replaced by the next.
+ */
+
+export interface ResyncReplica {
+  readonly id: string;
+  readonly local: boolean;
+  readonly device: BlockDevice;
+  getActivity(offset: number, lengthBytes: number): Promise<RegionList>;
+}
+
+export interface ResyncOptions {
+  readonly sizeBytes: number;
+  readonly chunkBytes?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ResyncModules {
+  readonly logger: Logger;
+}
+
+export interface ResyncOutcome {
+  /** Null when no replica could serve as the source. */
+  readonly sourceId: string | null;
+  /** The in-flight regions made identical, in bytes. */
+  readonly regions: readonly ByteRegion[];
+  /** Replicas now identical to the source (the source included). */
+  readonly identical: readonly string[];
+  /** Replicas that could not be reconciled: they must leave the in-sync set before any I/O. */
+  readonly failed: readonly string[];
+  readonly progress: CatchUpProgress;
+}
+
+export async function reconcileInFlightRegions(
+  replicas: readonly ResyncReplica[],
+  options: ResyncOptions,
+  modules: ResyncModules,
+): Promise<ResyncOutcome> {
+  const failed = new Set<string>();
+  const regionSets: ByteRegion[][] = [];
+  for (const replica of replicas) {
+    try {
+      regionSets.push(await activeByteRegions(replica, options.sizeBytes));
+    } catch (error) {
+      modules.logger.warn({ err: toError(error), replicaId: replica.id }, 'cannot read the activity log of an in-sync replica');
+      failed.add(replica.id);
+    }
+  }
+  const regions = mergeRegions(regionSets.flat());
+  const candidates = [...replicas.filter((replica) => replica.local), ...replicas.filter((replica) => !replica.local)];
+  let progress: CatchUpProgress = { copiedBytes: 0, zeroedBytes: 0, doneBytes: 0, totalBytes: 0 };
+  for (const source of candidates) {
+    if (failed.has(source.id)) continue;
+    const targets = replicas.filter((replica) => replica.id !== source.id && !failed.has(replica.id));
+    const copy = await copyToAll(source, targets, regions, options);
+    if (copy.sourceFailed) {
+      modules.logger.warn({ sourceId: source.id }, 'failover source failed; trying the next in-sync replica');
+      failed.add(source.id);
+      continue;
+    }
+    for (const id of copy.failedTargets) failed.add(id);
+    progress = copy.progress;
+    const identical = replicas.filter((replica) => !failed.has(replica.id)).map((replica) => replica.id);
+    modules.logger.info({ sourceId: source.id, regions: regions.length, identical, failed: [...failed] }, 'in-flight regions reconciled');
+    return { sourceId: source.id, regions, identical, failed: [...failed], progress };
+  }
+  return { sourceId: null, regions, identical: [], failed: [...failed], progress };
+}
+
+interface CopyResult {
+  readonly sourceFailed: boolean;
+  readonly failedTargets: readonly string[];
+  readonly progress: CatchUpProgress;
+}
+
+async function copyToAll(
+  source: ResyncReplica,
+  targets: readonly ResyncReplica[],
+  regions: readonly ByteRegion[],
+  options: ResyncOptions,
+): Promise<CopyResult> {
+  let sourceFailed = false;
+  // Reads go through this wrapper so a failure is blamed on the right side.
+  const sourceReader = {
+    read: async (offset: number, target: Buffer): Promise<void> => {
+      try {
+        await source.device.read(offset, target);
+      } catch (error) {
+        sourceFailed = true;
+        throw error;
+      }
+    },
+  };
+  const failedTargets: string[] = [];
+  const total: { -readonly [K in keyof CatchUpProgress]: CatchUpProgress[K] } = { copiedBytes: 0, zeroedBytes: 0, doneBytes: 0, totalBytes: 0 };
+  const results = await Promise.allSettled(
+    targets.map((target) =>
+      catchUpReplica(sourceReader, target.device, regions, {
+        rangeLock: new RangeLock({ maxEntries: 64 }),
+        ...(options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      }),
+    ),
+  );
+  results.forEach((result, index) => {
+    const target = targets[index];
+    if (target === undefined) return;
+    if (result.status === 'rejected') failedTargets.push(target.id);
+    else {
+      total.copiedBytes += result.value.copiedBytes;
+      total.zeroedBytes += result.value.zeroedBytes;
+      total.doneBytes += result.value.doneBytes;
+      total.totalBytes += result.value.totalBytes;
+    }
+  });
+  return { sourceFailed, failedTargets: sourceFailed ? [] : failedTargets, progress: total };
+}
+
+/** Every active region of a replica over the whole volume, paged so each answer stays under the reply limit. */
+export async function activeByteRegions(replica: ResyncReplica, sizeBytes: number): Promise<ByteRegion[]> {
+  if (sizeBytes === 0) return [];
+  // A one-byte probe tells the region size, which bounds the window of each later question.
+  const probe = await replica.getActivity(0, 1);
+  const windowBytes = probe.regionSizeBytes * Math.min(MAX_REGIONS_PER_REPLY, 65_536);
+  const regions: ByteRegion[] = [];
+  for (let offset = 0; offset < sizeBytes; offset += windowBytes) {
+    const answer = await replica.getActivity(offset, Math.min(windowBytes, sizeBytes - offset));
+    if (answer.regionSizeBytes !== probe.regionSizeBytes) {
+      throw new PlinthError('IO_ERROR', `replica ${replica.id} changed its activity region size mid-scan`, { replicaId: replica.id });
+    }
+    for (const region of answer.regions) {
+      const start = region * answer.regionSizeBytes;
+      if (start >= sizeBytes) continue;
+      regions.push({ offset: start, lengthBytes: Math.min(answer.regionSizeBytes, sizeBytes - start) });
+    }
+  }
+  return regions;
+}
+
+/** Sorted, overlapping and touching regions joined. */
+export function mergeRegions(regions: readonly ByteRegion[]): ByteRegion[] {
+  const sorted = [...regions].sort((a, b) => a.offset - b.offset);
+  const merged: { offset: number; lengthBytes: number }[] = [];
+  for (const region of sorted) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && region.offset <= last.offset + last.lengthBytes) {
+      last.lengthBytes = Math.max(last.lengthBytes, region.offset + region.lengthBytes - last.offset);
+    } else {
+      merged.push({ offset: region.offset, lengthBytes: region.lengthBytes });
+    }
+  }
+  return merged;
+}

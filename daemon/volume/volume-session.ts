@@ -1,0 +1,247 @@
+import type { Logger } from 'pino';
+import { isPlinthError, PlinthError, toError } from '../../common/plinth-error.js';
+import type { BlockDevice } from '../../blockdev/block-device.js';
+import { RemoteReplica } from '../../blockdev/replica/remote-replica.js';
+import type { ReplicaService } from '../../blockdev/replica/replica-service.js';
+import type { CatchUpProgress } from '../../blockdev/volume/catch-up.js';
+import type { ReplicaStatus, ReplicaSpec } from '../../blockdev/volume/replica-set.js';
+import { ReplicatedVolume } from '../../blockdev/volume/replicated-volume.js';
+import type { DataPlaneCluster, VolumePlacement } from './data-plane-cluster.js';
+import { activeByteRegions, mergeRegions, reconcileInFlightRegions, type ResyncOutcome, type ResyncReplica } from './failover-resync.js';
+import { LocalReplica } from './local-replica.js';
+
+/**
+ * A volume attached to this node: the committed generation, one device per
+ * replica stamped with it, and the ReplicatedVolume over them (ARCHITECTURE
+ * "blockdev/volume"). Opening one is the attach/failover path of issue 4:
+ *   1. refuse if a live owner elsewhere serves it (VOLUME_ATTACHED) unless
+ *      forced; a down owner is taken over;
+ *   2. commit a new generation for this node (invariant 3);
+ *   3. open every replica with that generation, which fences the old owner
+ *      and drains its requests already past the fence;
+ *   4. reconcile the in-flight regions of the in-sync replicas (invariant 4)
+ *      and commit every in-sync replica that cannot take part out of the
+ *      set (invariant 2) — all before the first client request.
+ * Replica ids are node ids: a volume has at most one replica per node.
+ */
+
+export interface VolumeSessionOptions {
+  readonly name: string;
+  /** This node. */
+  readonly nodeId: string;
+  readonly force?: boolean;
+  /** Opening a link to a replica gives up after this (a frozen node accepts TCP but never answers). */
+  readonly handshakeTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly connectionsPerReplica?: number;
+}
+
+export interface VolumeSessionModules {
+  readonly cluster: DataPlaneCluster;
+  readonly service: ReplicaService;
+  /** The cluster secret proven in the replica HELLO. */
+  readonly secret: Buffer;
+  readonly logger: Logger;
+}
+
+interface SessionParts {
+  readonly volume: ReplicatedVolume;
+  readonly devices: ReadonlyMap<string, LocalReplica | RemoteReplica>;
+  readonly cluster: DataPlaneCluster;
+  readonly resync: ResyncOutcome;
+  readonly logger: Logger;
+}
+
+interface SessionReplica {
+  readonly nodeId: string;
+  readonly device: LocalReplica | RemoteReplica;
+  readonly local: boolean;
+  readonly reachable: boolean;
+}
+
+export class VolumeSession {
+  readonly name: string;
+  readonly volumeId: string;
+  readonly generation: number;
+  readonly volume: ReplicatedVolume;
+  readonly resync: ResyncOutcome;
+  readonly #devices: ReadonlyMap<string, LocalReplica | RemoteReplica>;
+  readonly #cluster: DataPlaneCluster;
+  readonly #logger: Logger;
+  #closed: Promise<void> | undefined;
+
+  private constructor(placement: VolumePlacement, parts: SessionParts) {
+    this.name = placement.name;
+    this.volumeId = placement.volumeId;
+    this.generation = placement.generation;
+    this.volume = parts.volume;
+    this.#devices = parts.devices;
+    this.#cluster = parts.cluster;
+    this.resync = parts.resync;
+    this.#logger = parts.logger;
+  }
+
+  static async open(options: VolumeSessionOptions, modules: VolumeSessionModules): Promise<VolumeSession> {
+    const logger = modules.logger.child({ component: 'volume-session', volume: options.name });
+    const placement = await attachHere(options, modules.cluster, logger);
+    const replicas = await openReplicas(placement, options, modules, logger);
+    try {
+      return await VolumeSession.#serve(placement, replicas, modules, logger);
+    } catch (error) {
+      for (const replica of replicas) if (replica.device instanceof RemoteReplica) replica.device.close();
+      throw error;
+    }
+  }
+
+  static async #serve(placement: VolumePlacement, replicas: SessionReplica[], modules: VolumeSessionModules, logger: Logger): Promise<VolumeSession> {
+    const { cluster } = modules;
+    const inSync = new Set(placement.replicas.filter((replica) => replica.state === 'in-sync').map((replica) => replica.nodeId));
+    const candidates: ResyncReplica[] = replicas
+      .filter((replica) => inSync.has(replica.nodeId) && replica.reachable)
+      .map((replica) => ({ id: replica.nodeId, local: replica.local, device: replica.device, getActivity: (offset, length) => replica.device.getActivity(offset, length) }));
+    const resync = await reconcileInFlightRegions(candidates, { sizeBytes: placement.sizeBytes }, { logger });
+    if (resync.sourceId === null) {
+      throw new PlinthError('IO_ERROR', `volume ${placement.name}: no in-sync replica is reachable, refusing to serve`, {
+        name: placement.name,
+        inSync: [...inSync],
+      });
+    }
+    const identical = new Set(resync.identical);
+    // Invariant 2: every in-sync replica that will not receive writes leaves the set before the first write.
+    for (const nodeId of inSync) {
+      if (identical.has(nodeId)) continue;
+      logger.warn({ replica: nodeId, generation: placement.generation }, 'in-sync replica unreachable at attach: committing it faulted');
+      await cluster.faultReplica(placement.name, nodeId, placement.generation);
+    }
+    const specs: ReplicaSpec[] = replicas.map((replica) => ({
+      id: replica.nodeId,
+      nodeId: replica.nodeId,
+      device: replica.device,
+      local: replica.local,
+      state: identical.has(replica.nodeId) ? 'in-sync' : 'faulted',
+    }));
+    const volume = new ReplicatedVolume(
+      { volumeId: placement.volumeId, sizeBytes: placement.sizeBytes },
+      {
+        replicas: specs,
+        reportReplicaFailure: (replicaId) => cluster.faultReplica(placement.name, replicaId, placement.generation),
+        markInSync: (replicaId) => cluster.markInSync(placement.name, replicaId, placement.generation),
+        logger,
+      },
+    );
+    const devices = new Map(replicas.map((replica) => [replica.nodeId, replica.device]));
+    logger.info({ generation: placement.generation, source: resync.sourceId, inSync: [...identical] }, 'volume session serving');
+    return new VolumeSession(placement, { volume, devices, cluster, resync, logger });
+  }
+
+  get device(): BlockDevice {
+    return this.volume;
+  }
+
+  /** A newer owner exists or a fault could not commit: this session serves nothing any more. */
+  get stopped(): boolean {
+    const state = this.volume.state;
+    return state === 'fenced' || state === 'suspended' || state === 'closed';
+  }
+
+  replicaStatuses(): ReplicaStatus[] {
+    return this.volume.replicaStatuses();
+  }
+
+  /**
+   * Catch a faulted replica up while writes go on and commit it back in-sync
+   * (invariant 4): only what it missed during this session when the session
+   * saw it leave (delta), everything when it was already out at attach.
+   */
+  async rebuild(nodeId: string, onProgress?: (progress: CatchUpProgress) => void): Promise<CatchUpProgress> {
+    const device = this.#devices.get(nodeId);
+    if (device === undefined) throw new PlinthError('INVALID_ARGUMENT', `volume ${this.name} has no replica on ${nodeId}`, { nodeId });
+    // A replica that does not answer yet fails fast here instead of half-way through a copy.
+    if (device instanceof RemoteReplica) await device.ping();
+    await this.#cluster.markRebuilding(this.name, nodeId, this.generation).catch((error: unknown) => {
+      this.#logger.warn({ err: toError(error), replica: nodeId }, 'could not commit the rebuilding state; rebuilding anyway');
+    });
+    // The replica may have crashed and lost writes it had acknowledged but not flushed: its own
+    // activity log names those regions (marked durably before each write, invariant 4).
+    const ownActivity = await activeByteRegions({ id: nodeId, local: false, device, getActivity: (offset, length) => device.getActivity(offset, length) }, this.volume.sizeBytes);
+    // No await from here into rebuildReplica's synchronous start: a write missed meanwhile stays in `missed`.
+    const missed = this.volume.dirtyRegions(nodeId);
+    const regions = missed === 'all' ? 'all' : mergeRegions([...missed, ...ownActivity]);
+    this.#logger.info({ replica: nodeId, regions: regions === 'all' ? 'all' : regions.length }, 'rebuilding replica');
+    return this.volume.rebuildReplica(nodeId, onProgress === undefined ? { regions } : { regions, onProgress });
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.volume.close();
+      for (const device of this.#devices.values()) if (device instanceof RemoteReplica) device.close();
+      this.#logger.info('volume session closed');
+    })();
+    return this.#closed;
+  }
+}
+
+async function attachHere(options: VolumeSessionOptions, cluster: DataPlaneCluster, logger: Logger): Promise<VolumePlacement> {
+  const current = cluster.volume(options.name);
+  if (current === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${options.name} does not exist`, { name: options.name });
+  const owner = current.ownerNodeId;
+  const elsewhere = owner !== null && owner !== options.nodeId;
+  if (elsewhere && cluster.nodeIsUp(owner) && options.force !== true) {
+    throw new PlinthError('VOLUME_ATTACHED', `volume ${options.name} is attached to live node ${owner}; detach it there or force the attach`, {
+      name: options.name,
+      attachedTo: owner,
+    });
+  }
+  if (elsewhere) logger.warn({ from: owner, ownerUp: cluster.nodeIsUp(owner) }, 'taking the volume over');
+  const placement = await cluster.attach(options.name, options.nodeId, elsewhere);
+  if (placement.ownerNodeId !== options.nodeId) {
+    throw new PlinthError('INTERNAL', `attach of ${options.name} committed owner ${String(placement.ownerNodeId)}, not ${options.nodeId}`);
+  }
+  return placement;
+}
+
+/** One device per replica, all stamped with the session's generation; unreachable ones are marked so. */
+async function openReplicas(placement: VolumePlacement, options: VolumeSessionOptions, modules: VolumeSessionModules, logger: Logger): Promise<SessionReplica[]> {
+  const settled = await Promise.allSettled(
+    placement.replicas.map(async ({ nodeId }): Promise<SessionReplica> => {
+      if (nodeId === options.nodeId) {
+        const device = await LocalReplica.open({ volumeId: placement.volumeId, sizeBytes: placement.sizeBytes, generation: placement.generation }, { service: modules.service });
+        return { nodeId, device, local: true, reachable: true };
+      }
+      const address = modules.cluster.peerAddress(nodeId);
+      if (address === undefined) throw new PlinthError('INTERNAL', `replica node ${nodeId} of ${placement.name} has no peer address`, { nodeId });
+      const device = new RemoteReplica(
+        {
+          host: address.host,
+          port: address.port,
+          nodeId: options.nodeId,
+          secret: modules.secret,
+          volumeId: placement.volumeId,
+          sizeBytes: placement.sizeBytes,
+          generation: placement.generation,
+          connections: options.connectionsPerReplica ?? 2,
+          handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
+          requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+        },
+        { logger },
+      );
+      try {
+        await device.connect();
+        return { nodeId, device, local: false, reachable: true };
+      } catch (error) {
+        if (isPlinthError(error, 'FENCED')) {
+          device.close();
+          throw error;
+        }
+        // It keeps reconnecting in the background; the reconciler rebuilds it once it answers.
+        logger.warn({ err: toError(error), replica: nodeId }, 'replica not reachable at attach');
+        return { nodeId, device, local: false, reachable: false };
+      }
+    }),
+  );
+  const opened = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failure === undefined) return opened;
+  for (const replica of opened) if (replica.device instanceof RemoteReplica) replica.device.close();
+  throw failure.reason;
+}
