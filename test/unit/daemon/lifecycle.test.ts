@@ -4,12 +4,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { ensureApiToken } from '../../../daemon/lifecycle/api-token.js';
-import { bootstrapCluster } from '../../../daemon/lifecycle/bootstrap-cluster.js';
 import { decideNodeId, loadNodeId } from '../../../daemon/lifecycle/node-identity.js';
 import { openNodeDatabase } from '../../../daemon/lifecycle/open-database.js';
 import { ShutdownStack } from '../../../daemon/lifecycle/shutdown-stack.js';
 import { KeyedMutex } from '../../../daemon/control/keyed-mutex.js';
-import { LocalCommandLog } from '../../../daemon/state/local-command-log.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -69,22 +67,6 @@ t.test('the database lock refuses a second opener with DATA_DIR_LOCKED', async (
   await db.close();
   const again = await openNodeDatabase(dataDir);
   await again.close();
-});
-
-t.test('bootstrapCluster initialises once and re-registers only on address changes', async (t) => {
-  const db = await openNodeDatabase(await tempDir(t));
-  t.teardown(() => db.close());
-  const commands = await LocalCommandLog.open({}, { storage: db.sublevel<string, unknown>('state', { valueEncoding: 'json' }), logger });
-  const addresses = { api: 'a:1', peer: 'a:2', nbd: 'a:3', iscsi: 'a:4' };
-  await bootstrapCluster({ nodeId: 'n1', addresses }, { commands, logger, newId: () => 'cluster-x' });
-  t.equal(commands.state.clusterId, 'cluster-x');
-  t.equal(commands.appliedIndex, 2);
-  await bootstrapCluster({ nodeId: 'n1', addresses }, { commands, logger, newId: () => 'cluster-y' });
-  t.equal(commands.appliedIndex, 2, 'nothing to do on a plain restart');
-  t.equal(commands.state.clusterId, 'cluster-x');
-  await bootstrapCluster({ nodeId: 'n1', addresses: { ...addresses, nbd: 'b:3' } }, { commands, logger });
-  t.equal(commands.appliedIndex, 3);
-  t.equal(commands.state.nodes['n1']?.addresses.nbd, 'b:3');
 });
 
 t.test('ShutdownStack closes in reverse, keeps going past failures, runs once', async (t) => {
