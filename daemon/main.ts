@@ -9,6 +9,7 @@ import type { DiskSpec, Pool } from '../blockdev/pool/pool-types.js';
 import { startNbdServer, type NbdServer } from '../blockdev/nbd/nbd-server.js';
 import { buildApiApp } from '../api/build-api-app.js';
 import { formatHostPort, type Config, type HostPort } from './config/config-types.js';
+import type { CommandProposer } from './control/command-proposer.js';
 import { LocalControlPlane } from './control/local-control-plane.js';
 import { ReadinessTracker } from './control/readiness-tracker.js';
 import { VolumeExports } from './control/volume-exports.js';
@@ -16,12 +17,15 @@ import { ensureApiToken } from './lifecycle/api-token.js';
 import { CapacityReporter } from './cluster/capacity-reporter.js';
 import { serveJoinConnection } from './cluster/join-protocol.js';
 import { LivenessMonitor } from './cluster/liveness-monitor.js';
-import { JOIN_MAGIC, magicAt, PeerListener } from './cluster/peer-listener.js';
+import { isReplicaConnection, JOIN_MAGIC, magicAt, PeerListener } from './cluster/peer-listener.js';
 import { startClusterNode, type ClusterNode } from './cluster/start-cluster-node.js';
 import { loadNodeId } from './lifecycle/node-identity.js';
 import { openNodeDatabase, type NodeDatabase } from './lifecycle/open-database.js';
 import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
+import { startDataPlane, type DataPlane } from './volume/data-plane.js';
+import { proposerCluster } from './volume/proposer-cluster.js';
+import type { VolumeSessions } from './volume/volume-sessions.js';
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -133,11 +137,50 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const pool = await openNodePool(config, dataDir, db, logger);
   stack.push('pool', () => pool.close());
   startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
+  const dataPlane = await startNodeDataPlane(stack, { nodeId }, { cluster, pool, db, peerListener, logger });
 
+  const { apiAddress, nbdAddress } = await startFrontEnds(
+    stack,
+    { config, nodeId, version, token },
+    { commands, pool, sessions: dataPlane.sessions, fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
+  );
+  logger.info(
+    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
+    'plinthd ready',
+  );
+  return {
+    nodeId,
+    dataDir,
+    apiAddress,
+    nbdAddress,
+    peerAddress,
+    peerListener,
+    close: (signal = new AbortController().signal) => stack.closeAll(signal),
+  };
+}
+
+/**
+ * What clients see: the exports (over the data plane's sessions), the
+ * control plane, then the NBD and API listeners. Readiness flips as each
+ * listens and back to "stopping" first on shutdown.
+ */
+async function startFrontEnds(
+  stack: ShutdownStack,
+  options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string },
+  modules: {
+    readonly commands: CommandProposer;
+    readonly pool: Pool;
+    readonly sessions: VolumeSessions;
+    readonly fencedLocally: (volumeId: string, generation: number) => boolean;
+    readonly logger: Logger;
+  },
+): Promise<{ apiAddress: HostPort; nbdAddress: HostPort }> {
+  const { config, nodeId, version, token } = options;
+  const { commands, pool, sessions, fencedLocally, logger } = modules;
   let nbd: NbdServer | null = null;
   const exports = new VolumeExports(
     { nodeId },
-    { commands, pool, logger, disconnectClients: (name) => void nbd?.disconnectExport(name) },
+    { commands, pool, logger, sessions, fencedLocally, disconnectClients: (name) => void nbd?.disconnectExport(name) },
   );
   stack.push('volume stores', () => exports.closeAll());
   const readiness = new ReadinessTracker();
@@ -158,20 +201,33 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   // Stop reporting ready before anything else closes.
   stack.push('readiness', async () => readiness.markStopping('shutting down'));
 
-  const nbdAddress = nbdServer.address();
-  logger.info(
-    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
-    'plinthd ready',
+  return { apiAddress, nbdAddress: nbdServer.address() };
+}
+
+/**
+ * Every node's data plane (issue 4): the replica server behind the shared
+ * peer port and the volume sessions of volumes attached here. It closes
+ * after the NBD server and the exports (pushed later, closed earlier) and
+ * before the pool it writes into.
+ */
+async function startNodeDataPlane(
+  stack: ShutdownStack,
+  options: { readonly nodeId: string },
+  modules: { readonly cluster: ClusterNode; readonly pool: Pool; readonly db: NodeDatabase; readonly peerListener: PeerListener; readonly logger: Logger },
+): Promise<DataPlane> {
+  const { cluster, peerListener } = modules;
+  const dataPlane = await startDataPlane(
+    { nodeId: options.nodeId, secret: cluster.secret },
+    {
+      pool: modules.pool,
+      db: modules.db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' }),
+      cluster: proposerCluster({ commands: cluster.commands }),
+      logger: modules.logger,
+    },
   );
-  return {
-    nodeId,
-    dataDir,
-    apiAddress,
-    nbdAddress,
-    peerAddress,
-    peerListener,
-    close: (signal = new AbortController().signal) => stack.closeAll(signal),
-  };
+  stack.push('data plane', () => dataPlane.close());
+  peerListener.route('replica', isReplicaConnection, (socket) => dataPlane.acceptSocket(socket));
+  return dataPlane;
 }
 
 /** Leader duty: liveness from heartbeats; every node: capacity reports (issue 4). */

@@ -52,6 +52,16 @@ export class GenerationFence {
     }
   }
 
+  /**
+   * Synchronous check against what is in memory: true when a higher
+   * generation than `generation` has been admitted. For a caller that cannot
+   * await on its fast path (daemon/volume/sole-local-device.ts).
+   */
+  isFenced(volumeId: string, generation: number): boolean {
+    const highest = this.#highest.get(volumeId);
+    return highest !== undefined && generation < highest;
+  }
+
   /** The highest generation known for the volume (loads it if needed). */
   async highest(volumeId: string): Promise<number> {
     await this.admit(volumeId, 0).catch((err: unknown) => {

@@ -55,6 +55,11 @@ export class ReplicaService {
     this.#modules = modules;
     this.#fence = new GenerationFence({ db: modules.db, onRaise: (volumeId) => this.#drain(volumeId) });
   }
+  /** True when a newer owner's generation has been admitted for the volume (sync, in memory). */
+  isFenced(volumeId: string, generation: number): boolean {
+    return this.#fence.isFenced(volumeId, generation);
+  }
+
 
   get maxIoBytes(): number {
     return this.#options.maxIoBytes;

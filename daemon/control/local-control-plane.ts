@@ -166,7 +166,9 @@ export class LocalControlPlane implements ControlPlane {
     const command = force ? { type: 'volume.attach' as const, name, nodeId, force } : { type: 'volume.attach' as const, name, nodeId };
     this.#refuseEarly(command);
     const current = this.#requireVolume(name);
-    if (current.attachedTo !== this.#options.nodeId || nodeId === this.#options.nodeId) {
+    // To this node: the exports open the volume here (with the data plane: a session, new generation).
+    if (nodeId === this.#options.nodeId) return this.#view(await this.#modules.exports.attachHere(name, { force }));
+    if (current.attachedTo !== this.#options.nodeId) {
       return this.#view(expectVolumeResult(await this.#modules.commands.propose(command)));
     }
     // Handing a volume over from this node: release the local store first so

@@ -8,7 +8,9 @@ import type { Pool } from '../../blockdev/pool/pool-types.js';
 import { DEFAULT_MAX_IO_BYTES } from '../../blockdev/replica/replica-protocol.js';
 import { VOLUME_BLOCK_SIZE, VOLUME_CAPABILITIES } from '../../blockdev/pool/volume-store.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
+import type { VolumeSession } from '../volume/volume-session.js';
 import type { VolumeSessions } from '../volume/volume-sessions.js';
+import { SoleLocalDevice } from '../volume/sole-local-device.js';
 import type { CommandProposer } from './command-proposer.js';
 import { expectVolumeResult } from './command-proposer.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -38,6 +40,12 @@ export interface VolumeExportsModules {
    * plane wired) the volume is served from this node's pool store directly.
    */
   readonly sessions?: VolumeSessions;
+  /**
+   * True when this node's replica service has admitted a generation above
+   * `generation` for the volume: a new owner opened the replica, so the
+   * sole-local fast path must stop even before the attach is applied here.
+   */
+  readonly fencedLocally?: (volumeId: string, generation: number) => boolean;
 }
 
 /** A volume open on this node: one device shared by all its connections. */
@@ -110,6 +118,28 @@ export class VolumeExports implements ExportProvider {
     return this.#handle(open.entry, open.volume, client);
   }
 
+  /**
+   * `volume attach NAME --node <this node>` with the data plane wired: open
+   * the volume's session here now (new generation, takeover rules, resync)
+   * instead of at the first connection. Without sessions, commit the attach.
+   */
+  async attachHere(name: string, options: { readonly force?: boolean } = {}): Promise<VolumeRecord> {
+    if (this.#modules.sessions === undefined) {
+      const command = options.force === true ? { type: 'volume.attach' as const, name, nodeId: this.#nodeId, force: true } : { type: 'volume.attach' as const, name, nodeId: this.#nodeId };
+      return expectVolumeResult(await this.#modules.commands.propose(command));
+    }
+    const volumeId = this.#requireVolume(name).id;
+    return this.#mutex.run(volumeId, async () => {
+      if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
+      const current = this.#open.get(volumeId);
+      // A live session here already holds the newest generation: nothing to do.
+      if (current !== undefined && !current.stopped() && this.#requireVolume(name).attachedTo === this.#nodeId) return this.#requireVolume(name);
+      if (current !== undefined) await this.#closeEntry(current, true);
+      await this.#openDevice(this.#requireVolume(name), options.force === true);
+      return this.#requireVolume(name);
+    });
+  }
+
   /** Live protocol connections of a volume on this node. */
   connectionCount(volumeId: string): number {
     return this.#open.get(volumeId)?.connections ?? 0;
@@ -155,7 +185,7 @@ export class VolumeExports implements ExportProvider {
     return attached;
   }
 
-  async #openDevice(volume: VolumeRecord): Promise<OpenVolume> {
+  async #openDevice(volume: VolumeRecord, force = false): Promise<OpenVolume> {
     const base = { volumeId: volume.id, name: volume.name, connections: 0, idle: new EventEmitter() };
     const sessions = this.#modules.sessions;
     let entry: OpenVolume;
@@ -163,11 +193,32 @@ export class VolumeExports implements ExportProvider {
       const store = await this.#modules.pool.openVolume(volume.id, volume.sizeBytes);
       entry = { ...base, device: store, stopped: () => false, close: () => store.close() };
     } else {
-      const session = await sessions.acquire(volume.name);
-      entry = { ...base, device: session.device, stopped: () => session.stopped, close: () => sessions.release(volume.name) };
+      const session = await sessions.acquire(volume.name, force ? { force } : {});
+      const device = await this.#sessionDevice(session);
+      const stopped = device instanceof SoleLocalDevice ? () => device.fenced || session.stopped : () => session.stopped;
+      entry = { ...base, device, stopped, close: () => sessions.release(volume.name) };
     }
     this.#open.set(volume.id, entry);
     return entry;
+  }
+
+  /**
+   * A volume whose only replica is this node's is served from the pool store
+   * itself (fast paths kept; sole-local-device.ts says why that is safe);
+   * every other one through the session's replicated volume.
+   */
+  async #sessionDevice(session: VolumeSession): Promise<BlockDevice> {
+    const volume = findVolume(this.#modules.commands.state, session.name);
+    const soleLocal = volume !== undefined && volume.replicas.length === 1 && volume.replicas[0]?.nodeId === this.#nodeId;
+    if (!soleLocal) return session.device;
+    const store = await this.#modules.pool.openVolume(session.volumeId, volume.sizeBytes);
+    const { generation, name } = session;
+    const stillOwner = (): boolean => {
+      const current = findVolume(this.#modules.commands.state, name);
+      const fenced = this.#modules.fencedLocally?.(session.volumeId, generation) ?? false;
+      return !fenced && current !== undefined && current.attachedTo === this.#nodeId && current.generation === generation;
+    };
+    return new SoleLocalDevice({ name, generation }, { store, stillOwner });
   }
 
   async #closeEntry(entry: OpenVolume, force: boolean): Promise<void> {

@@ -193,7 +193,9 @@ async function attachHere(options: VolumeSessionOptions, cluster: DataPlaneClust
     });
   }
   if (elsewhere) logger.warn({ from: owner, ownerUp: cluster.nodeIsUp(owner) }, 'taking the volume over');
-  const placement = await cluster.attach(options.name, options.nodeId, elsewhere);
+  // A new session here is a new incarnation (a restart, a fenced session replaced): force a
+  // self re-attach too, so it commits a higher generation than any request still in flight.
+  const placement = await cluster.attach(options.name, options.nodeId, elsewhere || owner === options.nodeId);
   if (placement.ownerNodeId !== options.nodeId) {
     throw new PlinthError('INTERNAL', `attach of ${options.name} committed owner ${String(placement.ownerNodeId)}, not ${options.nodeId}`);
   }
