@@ -30,8 +30,17 @@ export function readFully(fd: number, target: Buffer, targetOffset: number, leng
   });
 }
 
-/** Write all `length` bytes of `source` from `sourceOffset` at `position` (short writes are continued). */
-export function writeFully(fd: number, source: Buffer, sourceOffset: number, length: number, position: number): Promise<void> {
+/**
+ * Run positional writes until `lengthBytes` are done: `issue(doneBytes, step)`
+ * starts the write of what is left; short writes are continued, a write that
+ * makes no progress fails with EIO instead of spinning.
+ */
+function writeUntilDone(
+  lengthBytes: number,
+  position: number,
+  what: string,
+  issue: (doneBytes: number, step: (err: NodeJS.ErrnoException | null, bytesWritten: number) => void) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let doneBytes = 0;
     const step = (err: NodeJS.ErrnoException | null, bytesWritten: number): void => {
@@ -40,17 +49,24 @@ export function writeFully(fd: number, source: Buffer, sourceOffset: number, len
         return;
       }
       doneBytes += bytesWritten;
-      if (doneBytes === length) {
+      if (doneBytes === lengthBytes) {
         resolve();
         return;
       }
       if (bytesWritten === 0) {
-        reject(Object.assign(new Error(`write made no progress at position ${position + doneBytes}`), { code: 'EIO' }));
+        reject(Object.assign(new Error(`${what} made no progress at position ${position + doneBytes}`), { code: 'EIO' }));
         return;
       }
-      fs.write(fd, source, sourceOffset + doneBytes, length - doneBytes, position + doneBytes, step);
+      issue(doneBytes, step);
     };
-    fs.write(fd, source, sourceOffset, length, position, step);
+    issue(0, step);
+  });
+}
+
+/** Write all `length` bytes of `source` from `sourceOffset` at `position` (short writes are continued). */
+export function writeFully(fd: number, source: Buffer, sourceOffset: number, length: number, position: number): Promise<void> {
+  return writeUntilDone(length, position, 'write', (doneBytes, step) => {
+    fs.write(fd, source, sourceOffset + doneBytes, length - doneBytes, position + doneBytes, step);
   });
 }
 
@@ -133,25 +149,8 @@ function chunksAfter(chunks: readonly Buffer[], skipBytes: number): Buffer[] {
  * Callers bound the chunk count well under IOV_MAX (1024).
  */
 export function writevFully(fd: number, chunks: readonly Buffer[], lengthBytes: number, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let doneBytes = 0;
-    const step = (err: NodeJS.ErrnoException | null, bytesWritten: number): void => {
-      if (err) {
-        reject(err);
-        return;
-      }
-      doneBytes += bytesWritten;
-      if (doneBytes === lengthBytes) {
-        resolve();
-        return;
-      }
-      if (bytesWritten === 0) {
-        reject(Object.assign(new Error(`writev made no progress at position ${position + doneBytes}`), { code: 'EIO' }));
-        return;
-      }
-      fs.writev(fd, chunksAfter(chunks, doneBytes), position + doneBytes, step);
-    };
-    fs.writev(fd, chunks, position, step);
+  return writeUntilDone(lengthBytes, position, 'writev', (doneBytes, step) => {
+    fs.writev(fd, doneBytes === 0 ? chunks : chunksAfter(chunks, doneBytes), position + doneBytes, step);
   });
 }
 
