@@ -25,6 +25,16 @@ export interface VolumeView {
 export interface ReplicaView {
   readonly nodeId: string;
   readonly state: 'in-sync' | 'rebuilding' | 'faulted';
+  /** Catch-up progress, known on the owner only (its rebuild reconciler); absent elsewhere or when none ran. */
+  readonly rebuild?: RebuildProgressView;
+}
+
+export interface RebuildProgressView {
+  /** Bytes caught up so far (copied or zeroed). */
+  readonly copiedBytes: number;
+  readonly totalBytes: number;
+  /** False while the catch-up runs. */
+  readonly done: boolean;
 }
 
 export interface DiskView {

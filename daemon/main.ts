@@ -11,6 +11,8 @@ import { buildApiApp } from '../api/build-api-app.js';
 import { formatHostPort, type Config, type HostPort } from './config/config-types.js';
 import type { CommandProposer } from './control/command-proposer.js';
 import { LocalControlPlane } from './control/local-control-plane.js';
+import { rebuildProgressByNode } from './control/rebuild-progress.js';
+import type { RebuildProgressView } from './control-plane.js';
 import { ReadinessTracker } from './control/readiness-tracker.js';
 import { VolumeExports } from './control/volume-exports.js';
 import { ensureApiToken } from './lifecycle/api-token.js';
@@ -23,8 +25,10 @@ import { loadNodeId } from './lifecycle/node-identity.js';
 import { openNodeDatabase, type NodeDatabase } from './lifecycle/open-database.js';
 import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
+import { AppliedStateWatcher } from './volume/applied-state-watcher.js';
 import { startDataPlane, type DataPlane } from './volume/data-plane.js';
 import { proposerCluster } from './volume/proposer-cluster.js';
+import { proposerReplacementPort } from './reconciler/replica-replacement.js';
 import type { VolumeSessions } from './volume/volume-sessions.js';
 
 export interface DaemonOptions {
@@ -142,7 +146,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const { apiAddress, nbdAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token },
-    { commands, pool, sessions: dataPlane.sessions, fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
+    { commands, pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
   );
   logger.info(
     { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
@@ -171,22 +175,27 @@ async function startFrontEnds(
     readonly commands: CommandProposer;
     readonly pool: Pool;
     readonly sessions: VolumeSessions;
+    readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
     readonly fencedLocally: (volumeId: string, generation: number) => boolean;
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort }> {
   const { config, nodeId, version, token } = options;
-  const { commands, pool, sessions, fencedLocally, logger } = modules;
+  const { commands, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
   let nbd: NbdServer | null = null;
   const exports = new VolumeExports(
     { nodeId },
     { commands, pool, logger, sessions, fencedLocally, disconnectClients: (name) => void nbd?.disconnectExport(name) },
   );
   stack.push('volume stores', () => exports.closeAll());
+  // Detach and delete may be committed on any node: react here to what was applied.
+  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
+  watcher.start();
+  stack.push('applied-state watcher', () => watcher.close());
   const readiness = new ReadinessTracker();
   readiness.expect('nbd', `not listening on ${formatHostPort(config.nbd)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
-  const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger });
+  const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
   const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections() });
 
   const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port }, { exports, logger });
@@ -222,6 +231,7 @@ async function startNodeDataPlane(
       pool: modules.pool,
       db: modules.db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' }),
       cluster: proposerCluster({ commands: cluster.commands }),
+      replacement: proposerReplacementPort({ commands: cluster.commands }),
       logger: modules.logger,
     },
   );

@@ -13,6 +13,15 @@ export const replicaViewSchema = {
   properties: {
     nodeId: { type: 'string' },
     state: { type: 'string', enum: ['in-sync', 'rebuilding', 'faulted'] },
+    rebuild: {
+      type: 'object',
+      required: ['copiedBytes', 'totalBytes', 'done'],
+      properties: {
+        copiedBytes: { type: 'integer', minimum: 0 },
+        totalBytes: { type: 'integer', minimum: 0 },
+        done: { type: 'boolean' },
+      },
+    },
   },
 } as const;
 

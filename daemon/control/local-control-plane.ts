@@ -8,9 +8,11 @@ import type {
   CreateVolumeRequest,
   NodeView,
   Readiness,
+  RebuildProgressView,
   VolumeView,
 } from '../control-plane.js';
 import { applyCommand } from '../state/apply-command.js';
+import { freeVolumeSpace } from '../volume/applied-state-watcher.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
 import type { Command } from '../state/commands.js';
 import { expectVolumeResult, type CommandProposer } from './command-proposer.js';
@@ -33,6 +35,8 @@ export interface LocalControlPlaneModules {
   /** Proposer-side nondeterminism, injected (STYLE "inject every source of nondeterminism"). */
   readonly clock?: () => Date;
   readonly newId?: () => string;
+  /** The owner's rebuild progress per replica node (data plane reconciler); absent without a data plane. */
+  readonly rebuildProgress?: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
 }
 
 /**
@@ -142,13 +146,16 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   async deleteVolume(name: string): Promise<void> {
+    // A detach just committed through another node (or forwarded by this one) must be applied here before the check.
+    await this.#barrier();
     const command = { type: 'volume.delete' as const, name };
     this.#refuseEarly(command);
     await this.#modules.exports.withVolumeReleased(name, {}, async (volume) => {
       // The command is still the authority (the state may have moved since the check).
       await this.#modules.commands.propose(command);
+      // The AppliedStateWatcher frees every other replica holder's copy (and this one's too, idempotently).
       try {
-        await this.#modules.pool.deleteVolume(volume.id);
+        await freeVolumeSpace(this.#modules.pool, { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes });
       } catch (err) {
         throw new PlinthError(
           'IO_ERROR',
@@ -207,6 +214,9 @@ export class LocalControlPlane implements ControlPlane {
     return volumeView(volume, {
       allocatedBytes: holdsReplica ? this.#modules.pool.volumeAllocatedBytes(volume.id) : 0,
       connections: this.#modules.exports.connectionCount(volume.id),
+      ...(volume.attachedTo === this.#options.nodeId && this.#modules.rebuildProgress !== undefined
+        ? { rebuilds: this.#modules.rebuildProgress(volume.name) }
+        : {}),
     });
   }
 

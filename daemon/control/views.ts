@@ -1,5 +1,5 @@
 import type { PoolStats } from '../../blockdev/pool/pool-types.js';
-import type { DiskView, NodeView, VolumeView } from '../control-plane.js';
+import type { DiskView, NodeView, RebuildProgressView, VolumeView } from '../control-plane.js';
 import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
 
 /**
@@ -10,6 +10,8 @@ import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
 export interface LocalVolumeFacts {
   readonly allocatedBytes: number;
   readonly connections: number;
+  /** Rebuild progress by replica node id, from the owner's reconciler; empty elsewhere. */
+  readonly rebuilds?: ReadonlyMap<string, RebuildProgressView>;
 }
 
 export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): VolumeView {
@@ -23,7 +25,10 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
     generation: volume.generation,
     state: volumeHealth(volume),
     allocatedBytes: facts.allocatedBytes,
-    replicas: volume.replicas.map((replica) => ({ nodeId: replica.nodeId, state: replica.state })),
+    replicas: volume.replicas.map((replica) => {
+      const rebuild = facts.rebuilds?.get(replica.nodeId);
+      return rebuild === undefined ? { nodeId: replica.nodeId, state: replica.state } : { nodeId: replica.nodeId, state: replica.state, rebuild };
+    }),
     connections: facts.connections,
   };
 }

@@ -8,6 +8,7 @@ import type { Pool } from '../../blockdev/pool/pool-types.js';
 import { DEFAULT_MAX_IO_BYTES } from '../../blockdev/replica/replica-protocol.js';
 import { VOLUME_BLOCK_SIZE, VOLUME_CAPABILITIES } from '../../blockdev/pool/volume-store.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
+import { attachedHere } from '../volume/applied-state-watcher.js';
 import type { VolumeSession } from '../volume/volume-session.js';
 import type { VolumeSessions } from '../volume/volume-sessions.js';
 import { SoleLocalDevice } from '../volume/sole-local-device.js';
@@ -165,6 +166,25 @@ export class VolumeExports implements ExportProvider {
       if (entry !== undefined) await this.#closeEntry(entry, options.force === true);
       return section(volume);
     });
+  }
+
+  /**
+   * The committed state moved the volume away from this node (detached, or
+   * attached elsewhere, or deleted), maybe by a command given on another
+   * node: close its device here and drop its clients (AppliedStateWatcher).
+   */
+  async releaseUnowned(): Promise<void> {
+    const entries = [...this.#open.values()];
+    await Promise.all(
+      entries.map((entry) =>
+        this.#mutex.run(entry.volumeId, async () => {
+          if (this.#open.get(entry.volumeId) !== entry) return;
+          if (attachedHere(this.#modules.commands.state, entry.volumeId, this.#nodeId)) return;
+          this.#modules.logger.info({ volume: entry.name, connections: entry.connections }, 'volume no longer attached here: closing it');
+          await this.#closeEntry(entry, true);
+        }),
+      ),
+    );
   }
 
   /** Shutdown: flush and close every open store. Connections must already be gone. */

@@ -3,6 +3,7 @@ import { toError } from '../../common/plinth-error.js';
 import type { CatchUpProgress } from '../../blockdev/volume/catch-up.js';
 import type { DataPlaneCluster } from '../volume/data-plane-cluster.js';
 import type { VolumeSession } from '../volume/volume-session.js';
+import type { ReplicaReplacementPort } from './replica-replacement.js';
 
 /**
  * The owner-side reconciler (ARCHITECTURE "daemon/reconciler", issue 4
@@ -12,8 +13,12 @@ import type { VolumeSession } from '../volume/volume-session.js';
  * replica has been out are kept for `volume inspect` and metrics.
  *
  * A replica out for longer than the volume's grace period is flagged
- * `graceExpired`; replacing it on another node needs the replica.add /
- * replica.remove commands of the cluster state (see the report).
+ * `graceExpired`. With a `replacement` port, one whose node is still down is
+ * then replaced (issue 4 "Rebuild"): a new replica is committed on another up
+ * node (replica.add), joins this session faulted and is rebuilt in full by
+ * the ordinary path above; once the volume has its replica count in sync
+ * again, the lost replica is committed away (replica.remove). Never below the
+ * count: the lost one goes only after its replacement is in sync.
  */
 
 export interface RebuildReconcilerOptions {
@@ -26,6 +31,8 @@ export interface RebuildReconcilerModules {
   readonly sessions: () => readonly VolumeSession[];
   readonly cluster: DataPlaneCluster;
   readonly logger: Logger;
+  /** Absent: grace-expired replicas are only flagged, never replaced. */
+  readonly replacement?: ReplicaReplacementPort;
   readonly nowMs?: () => number;
   readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
   readonly clearInterval?: (timer: NodeJS.Timeout) => void;
@@ -44,6 +51,8 @@ export interface ReplicaRepairView {
 interface RepairRecord {
   faultedSinceMs: number | null;
   running: Promise<void> | undefined;
+  /** A replacement step (commit add or remove) in progress for this lost replica. */
+  replacing: Promise<void> | undefined;
   progress: CatchUpProgress | null;
   graceExpired: boolean;
   lastError: string | null;
@@ -98,17 +107,21 @@ export class RebuildReconciler {
         record.faultedSinceMs ??= this.#nowMs();
         if (status.rebuild !== null) record.progress = status.rebuild;
         this.#checkGrace(session.name, status.nodeId, record, graceMs);
-        if (status.state === 'faulted' && record.running === undefined && this.#modules.cluster.nodeIsUp(status.nodeId) && this.#runningCount() < (this.#options.maxConcurrentRebuilds ?? 2)) {
+        const nodeUp = this.#modules.cluster.nodeIsUp(status.nodeId);
+        if (status.state === 'faulted' && record.running === undefined && nodeUp && this.#runningCount() < (this.#options.maxConcurrentRebuilds ?? 2)) {
           record.running = this.#rebuild(session, status.nodeId, record);
+        }
+        if (status.state === 'faulted' && record.graceExpired && !nodeUp && record.replacing === undefined && this.#modules.replacement !== undefined) {
+          record.replacing = this.#replaceStep(session, status.nodeId, this.#modules.replacement, record);
         }
       }
     }
-    for (const key of this.#records.keys()) if (!seen.has(key) && this.#records.get(key)?.running === undefined) this.#records.delete(key);
+    for (const [key, record] of this.#records) if (!seen.has(key) && record.running === undefined && record.replacing === undefined) this.#records.delete(key);
   }
 
   /** Resolves once every rebuild started so far has settled (tests, shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.#records.values()].map((record) => record.running));
+    await Promise.all([...this.#records.values()].flatMap((record) => [record.running, record.replacing]));
   }
 
   views(volume?: string): ReplicaRepairView[] {
@@ -154,6 +167,49 @@ export class RebuildReconciler {
       });
   }
 
+  #replaceStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort, record: RepairRecord): Promise<void> {
+    return this.#nextReplacementStep(session, lost, port)
+      .catch((error: unknown) => {
+        record.lastError = toError(error).message;
+        this.#logger.warn({ err: toError(error), volume: session.name, replica: lost }, 'replacing a lost replica did not progress; retrying later');
+      })
+      .finally(() => {
+        record.replacing = undefined;
+      });
+  }
+
+  /** One idempotent step per pass, decided from the session and the committed state. */
+  async #nextReplacementStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort): Promise<void> {
+    const wanted = port.replicaCount(session.name);
+    if (wanted === undefined) return;
+    const statuses = session.replicaStatuses();
+    const served = new Set(statuses.map((status) => status.nodeId));
+    // A replica committed but not served here yet (an earlier step failed half-way): serve it first.
+    const committed = this.#modules.cluster.volume(session.name)?.replicas ?? [];
+    const unserved = committed.find((replica) => !served.has(replica.nodeId));
+    if (unserved !== undefined) {
+      await session.addReplica(unserved.nodeId);
+      return;
+    }
+    const inSyncOthers = statuses.filter((status) => status.state === 'in-sync' && status.nodeId !== lost).length;
+    if (inSyncOthers >= wanted) {
+      await port.removeReplica(session.name, lost);
+      session.removeReplica(lost);
+      this.#logger.info({ volume: session.name, replica: lost }, 'lost replica replaced and removed');
+      return;
+    }
+    // A replacement already joined: the ordinary rebuild path is copying it; wait.
+    if (statuses.some((status) => status.nodeId !== lost && status.state !== 'in-sync' && this.#modules.cluster.nodeIsUp(status.nodeId))) return;
+    const nodeId = port.chooseReplacementNode(session.name);
+    if (nodeId === undefined) {
+      this.#logger.warn({ volume: session.name, replica: lost }, 'no up node can take a replacement replica; waiting');
+      return;
+    }
+    await port.addReplica(session.name, nodeId);
+    await session.addReplica(nodeId);
+    this.#logger.warn({ volume: session.name, lost, replacement: nodeId }, 'replica lost past its grace period: a replacement was added and will be rebuilt in full');
+  }
+
   #checkGrace(volume: string, nodeId: string, record: RepairRecord, graceMs: number): void {
     if (record.graceExpired || record.faultedSinceMs === null) return;
     if (this.#nowMs() - record.faultedSinceMs <= graceMs) return;
@@ -164,7 +220,7 @@ export class RebuildReconciler {
   #record(key: string): RepairRecord {
     let record = this.#records.get(key);
     if (record === undefined) {
-      record = { faultedSinceMs: null, running: undefined, progress: null, graceExpired: false, lastError: null };
+      record = { faultedSinceMs: null, running: undefined, replacing: undefined, progress: null, graceExpired: false, lastError: null };
       this.#records.set(key, record);
     }
     return record;

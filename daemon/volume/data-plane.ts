@@ -4,6 +4,7 @@ import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { ReplicaDatabase } from '../../blockdev/replica/replica-database.js';
 import { type ReplicaServer, startReplicaServer } from '../../blockdev/replica/replica-server.js';
 import { RebuildReconciler, type RebuildReconcilerOptions } from '../reconciler/rebuild-reconciler.js';
+import type { ReplicaReplacementPort } from '../reconciler/replica-replacement.js';
 import type { DataPlaneCluster } from './data-plane-cluster.js';
 import { VolumeSessions, type VolumeSessionsOptions } from './volume-sessions.js';
 
@@ -38,6 +39,8 @@ export interface DataPlaneModules {
   /** `db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' })` (replica-database.ts). */
   readonly db: ReplicaDatabase;
   readonly cluster: DataPlaneCluster;
+  /** Replaces replicas lost past their grace period (reconciler/replica-replacement.ts); without it they are only flagged. */
+  readonly replacement?: ReplicaReplacementPort;
   readonly logger: Logger;
 }
 
@@ -66,7 +69,12 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
     { ...options.sessions, nodeId: options.nodeId },
     { cluster: modules.cluster, service: replicaServer.service, secret: options.secret, logger },
   );
-  const reconciler = new RebuildReconciler(options.reconciler ?? {}, { sessions: () => sessions.list(), cluster: modules.cluster, logger });
+  const reconciler = new RebuildReconciler(options.reconciler ?? {}, {
+    sessions: () => sessions.list(),
+    cluster: modules.cluster,
+    logger,
+    ...(modules.replacement === undefined ? {} : { replacement: modules.replacement }),
+  });
   reconciler.start();
   let closing: Promise<void> | undefined;
   return {

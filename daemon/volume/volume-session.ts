@@ -46,7 +46,9 @@ export interface VolumeSessionModules {
 
 interface SessionParts {
   readonly volume: ReplicatedVolume;
-  readonly devices: ReadonlyMap<string, LocalReplica | RemoteReplica>;
+  readonly devices: Map<string, LocalReplica | RemoteReplica>;
+  /** Opens a device for one more replica (a replacement), stamped with this session's generation. */
+  readonly openReplica: (nodeId: string) => Promise<SessionReplica>;
   readonly cluster: DataPlaneCluster;
   readonly resync: ResyncOutcome;
   readonly logger: Logger;
@@ -65,7 +67,8 @@ export class VolumeSession {
   readonly generation: number;
   readonly volume: ReplicatedVolume;
   readonly resync: ResyncOutcome;
-  readonly #devices: ReadonlyMap<string, LocalReplica | RemoteReplica>;
+  readonly #devices: Map<string, LocalReplica | RemoteReplica>;
+  readonly #openReplica: (nodeId: string) => Promise<SessionReplica>;
   readonly #cluster: DataPlaneCluster;
   readonly #logger: Logger;
   #closed: Promise<void> | undefined;
@@ -76,6 +79,7 @@ export class VolumeSession {
     this.generation = placement.generation;
     this.volume = parts.volume;
     this.#devices = parts.devices;
+    this.#openReplica = parts.openReplica;
     this.#cluster = parts.cluster;
     this.resync = parts.resync;
     this.#logger = parts.logger;
@@ -86,14 +90,21 @@ export class VolumeSession {
     const placement = await attachHere(options, modules.cluster, logger);
     const replicas = await openReplicas(placement, options, modules, logger);
     try {
-      return await VolumeSession.#serve(placement, replicas, modules, logger);
+      const openReplica = (nodeId: string): Promise<SessionReplica> => openReplicaDevice(placement, nodeId, options, modules, logger);
+      return await VolumeSession.#serve(placement, replicas, modules, openReplica, logger);
     } catch (error) {
       for (const replica of replicas) if (replica.device instanceof RemoteReplica) replica.device.close();
       throw error;
     }
   }
 
-  static async #serve(placement: VolumePlacement, replicas: SessionReplica[], modules: VolumeSessionModules, logger: Logger): Promise<VolumeSession> {
+  static async #serve(
+    placement: VolumePlacement,
+    replicas: SessionReplica[],
+    modules: VolumeSessionModules,
+    openReplica: (nodeId: string) => Promise<SessionReplica>,
+    logger: Logger,
+  ): Promise<VolumeSession> {
     const { cluster } = modules;
     const inSync = new Set(placement.replicas.filter((replica) => replica.state === 'in-sync').map((replica) => replica.nodeId));
     const candidates: ResyncReplica[] = replicas
@@ -131,7 +142,7 @@ export class VolumeSession {
     );
     const devices = new Map(replicas.map((replica) => [replica.nodeId, replica.device]));
     logger.info({ generation: placement.generation, source: resync.sourceId, inSync: [...identical] }, 'volume session serving');
-    return new VolumeSession(placement, { volume, devices, cluster, resync, logger });
+    return new VolumeSession(placement, { volume, devices, openReplica, cluster, resync, logger });
   }
 
   get device(): BlockDevice {
@@ -171,6 +182,34 @@ export class VolumeSession {
     return this.volume.rebuildReplica(nodeId, onProgress === undefined ? { regions } : { regions, onProgress });
   }
 
+  /**
+   * Serve one more replica, whose replica.add the caller committed (a
+   * replacement for one lost past its grace period, issue 4 "Rebuild"): it
+   * joins faulted, so the reconciler rebuilds it by a full copy before
+   * markInSync commits it in-sync (invariant 4).
+   */
+  async addReplica(nodeId: string): Promise<void> {
+    if (this.#devices.has(nodeId)) return;
+    const replica = await this.#openReplica(nodeId);
+    if (this.#devices.has(nodeId) || this.stopped) {
+      if (replica.device instanceof RemoteReplica) replica.device.close();
+      return;
+    }
+    this.volume.addReplica({ id: nodeId, nodeId, device: replica.device, local: replica.local });
+    this.#devices.set(nodeId, replica.device);
+    this.#logger.info({ replica: nodeId, reachable: replica.reachable }, 'replica added to the volume; it will be rebuilt in full');
+  }
+
+  /** Forget a replica whose replica.remove the caller committed (a lost one that was replaced). */
+  removeReplica(nodeId: string): void {
+    const device = this.#devices.get(nodeId);
+    if (device === undefined) return;
+    this.volume.removeReplica(nodeId);
+    this.#devices.delete(nodeId);
+    if (device instanceof RemoteReplica) device.close();
+    this.#logger.info({ replica: nodeId }, 'replica removed from the volume');
+  }
+
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.volume.close();
@@ -204,46 +243,53 @@ async function attachHere(options: VolumeSessionOptions, cluster: DataPlaneClust
 
 /** One device per replica, all stamped with the session's generation; unreachable ones are marked so. */
 async function openReplicas(placement: VolumePlacement, options: VolumeSessionOptions, modules: VolumeSessionModules, logger: Logger): Promise<SessionReplica[]> {
-  const settled = await Promise.allSettled(
-    placement.replicas.map(async ({ nodeId }): Promise<SessionReplica> => {
-      if (nodeId === options.nodeId) {
-        const device = await LocalReplica.open({ volumeId: placement.volumeId, sizeBytes: placement.sizeBytes, generation: placement.generation }, { service: modules.service });
-        return { nodeId, device, local: true, reachable: true };
-      }
-      const address = modules.cluster.peerAddress(nodeId);
-      if (address === undefined) throw new PlinthError('INTERNAL', `replica node ${nodeId} of ${placement.name} has no peer address`, { nodeId });
-      const device = new RemoteReplica(
-        {
-          host: address.host,
-          port: address.port,
-          nodeId: options.nodeId,
-          secret: modules.secret,
-          volumeId: placement.volumeId,
-          sizeBytes: placement.sizeBytes,
-          generation: placement.generation,
-          connections: options.connectionsPerReplica ?? 2,
-          handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
-          requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-        },
-        { logger },
-      );
-      try {
-        await device.connect();
-        return { nodeId, device, local: false, reachable: true };
-      } catch (error) {
-        if (isPlinthError(error, 'FENCED')) {
-          device.close();
-          throw error;
-        }
-        // It keeps reconnecting in the background; the reconciler rebuilds it once it answers.
-        logger.warn({ err: toError(error), replica: nodeId }, 'replica not reachable at attach');
-        return { nodeId, device, local: false, reachable: false };
-      }
-    }),
-  );
+  const settled = await Promise.allSettled(placement.replicas.map(({ nodeId }) => openReplicaDevice(placement, nodeId, options, modules, logger)));
   const opened = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failure === undefined) return opened;
   for (const replica of opened) if (replica.device instanceof RemoteReplica) replica.device.close();
   throw failure.reason;
+}
+
+/** One replica's device stamped with the session's generation; an unreachable remote one keeps reconnecting. */
+async function openReplicaDevice(
+  placement: VolumePlacement,
+  nodeId: string,
+  options: VolumeSessionOptions,
+  modules: VolumeSessionModules,
+  logger: Logger,
+): Promise<SessionReplica> {
+  if (nodeId === options.nodeId) {
+    const device = await LocalReplica.open({ volumeId: placement.volumeId, sizeBytes: placement.sizeBytes, generation: placement.generation }, { service: modules.service });
+    return { nodeId, device, local: true, reachable: true };
+  }
+  const address = modules.cluster.peerAddress(nodeId);
+  if (address === undefined) throw new PlinthError('INTERNAL', `replica node ${nodeId} of ${placement.name} has no peer address`, { nodeId });
+  const device = new RemoteReplica(
+    {
+      host: address.host,
+      port: address.port,
+      nodeId: options.nodeId,
+      secret: modules.secret,
+      volumeId: placement.volumeId,
+      sizeBytes: placement.sizeBytes,
+      generation: placement.generation,
+      connections: options.connectionsPerReplica ?? 2,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    },
+    { logger },
+  );
+  try {
+    await device.connect();
+    return { nodeId, device, local: false, reachable: true };
+  } catch (error) {
+    if (isPlinthError(error, 'FENCED')) {
+      device.close();
+      throw error;
+    }
+    // It keeps reconnecting in the background; the reconciler rebuilds it once it answers.
+    logger.warn({ err: toError(error), replica: nodeId }, 'replica not reachable at attach');
+    return { nodeId, device, local: false, reachable: false };
+  }
 }

@@ -1,5 +1,5 @@
 import { formatSize } from '../../../common/sizes.js';
-import type { VolumeView } from '../../../daemon/control-plane.js';
+import type { ReplicaView, VolumeView } from '../../../daemon/control-plane.js';
 import { parseReplicaCount } from '../parse-args.js';
 import { renderJson, renderKeyValues, renderTable } from '../table.js';
 import { argAt, requiredOption, type CommandContext, type CommandSpec } from './command-spec.js';
@@ -94,6 +94,14 @@ function replicaSummary(view: VolumeView): string {
   return `${inSync}/${view.replicaCount}`;
 }
 
+/** `rebuilding 37% (1.5GiB of 4GiB)` while a catch-up runs on the owner. */
+export function replicaLine(replica: ReplicaView): string {
+  const rebuild = replica.rebuild;
+  if (rebuild === undefined || rebuild.done) return replica.state;
+  const percent = rebuild.totalBytes === 0 ? 100 : Math.floor((rebuild.copiedBytes * 100) / rebuild.totalBytes);
+  return `${replica.state} ${percent}% (${formatSize(rebuild.copiedBytes)} of ${formatSize(rebuild.totalBytes)})`;
+}
+
 function volumeRow(view: VolumeView): string[] {
   return [
     view.name,
@@ -113,7 +121,7 @@ function volumeDetails(view: VolumeView): [string, string][] {
     ['used', `${formatSize(view.allocatedBytes)} (${view.allocatedBytes} bytes)`],
     ['state', view.state],
     ['replicas', `${replicaSummary(view)} in sync`],
-    ...view.replicas.map((replica): [string, string] => [`  ${replica.nodeId}`, replica.state]),
+    ...view.replicas.map((replica): [string, string] => [`  ${replica.nodeId}`, replicaLine(replica)]),
     ['attached', view.attachedTo ?? '-'],
     ['generation', String(view.generation)],
     ['connections', String(view.connections)],

@@ -1,0 +1,123 @@
+import type { Logger } from 'pino';
+import { isPlinthError, toError } from '../../common/plinth-error.js';
+import type { Pool } from '../../blockdev/pool/pool-types.js';
+import type { ClusterState, VolumeRecord } from '../state/cluster-state.js';
+
+/**
+ * Every node reacts to the committed state, not to the API call that changed
+ * it (issue 4, cluster lifecycle): a `volume detach` or `volume rm` may be
+ * called on any node, so the owner closes its session (and drops its NBD
+ * clients) and every replica holder frees its copy once the entry is applied
+ * here. The state is immutable (cluster-state.ts), so a change is one
+ * identity comparison per poll.
+ */
+
+export interface DeletedReplica {
+  readonly volumeId: string;
+  readonly name: string;
+  readonly sizeBytes: number;
+}
+
+/** Volumes that held a replica on `nodeId` in `before` and no longer exist in `after`. */
+export function deletedReplicasOf(before: ClusterState, after: ClusterState, nodeId: string): DeletedReplica[] {
+  const remaining = new Set(Object.values(after.volumes).map((volume) => volume.id));
+  return Object.values(before.volumes)
+    .filter((volume) => !remaining.has(volume.id) && holdsReplica(volume, nodeId))
+    .map((volume) => ({ volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes }));
+}
+
+/** True when the volume with this id exists and is attached to `nodeId`. */
+export function attachedHere(state: ClusterState, volumeId: string, nodeId: string): boolean {
+  return Object.values(state.volumes).some((volume) => volume.id === volumeId && volume.attachedTo === nodeId);
+}
+
+function holdsReplica(volume: VolumeRecord, nodeId: string): boolean {
+  return volume.replicas.some((replica) => replica.nodeId === nodeId);
+}
+
+/**
+ * Free a deleted volume's extents in this node's pool. The replica server
+ * keeps the pool store of a volume it served open (the pool shares one
+ * instance), so a refused delete closes that store first: the volume is gone
+ * from the committed state and nobody may write to it any more.
+ */
+export async function freeVolumeSpace(pool: Pool, volume: DeletedReplica): Promise<void> {
+  try {
+    await pool.deleteVolume(volume.volumeId);
+    return;
+  } catch (err) {
+    if (!isPlinthError(err, 'VOLUME_ATTACHED')) throw err;
+  }
+  const store = await pool.openVolume(volume.volumeId, volume.sizeBytes);
+  await store.close();
+  await pool.deleteVolume(volume.volumeId);
+}
+
+export interface AppliedStateWatcherOptions {
+  readonly nodeId: string;
+  /** How often the applied state is compared with the last one seen. */
+  readonly intervalMs?: number;
+}
+
+export interface AppliedStateWatcherModules {
+  readonly state: () => ClusterState;
+  readonly pool: Pool;
+  /** Close local sessions and clients of volumes no longer attached here (VolumeExports.releaseUnowned). */
+  readonly releaseUnowned: () => Promise<void>;
+  readonly logger: Logger;
+  readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
+  readonly clearInterval?: (timer: NodeJS.Timeout) => void;
+}
+
+export class AppliedStateWatcher {
+  readonly #options: AppliedStateWatcherOptions;
+  readonly #modules: AppliedStateWatcherModules;
+  #seen: ClusterState;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: AppliedStateWatcherOptions, modules: AppliedStateWatcherModules) {
+    this.#options = options;
+    this.#modules = modules;
+    this.#seen = modules.state();
+  }
+
+  start(): void {
+    const every = this.#modules.setInterval ?? setInterval;
+    this.#timer = every(() => void this.check(), this.#options.intervalMs ?? 200);
+    this.#timer.unref();
+  }
+
+  /** One pass; passes never overlap (a slow pool delete delays the next one). */
+  check(): Promise<void> {
+    this.#running ??= this.#pass().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) (this.#modules.clearInterval ?? clearInterval)(this.#timer);
+    await this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    const current = this.#modules.state();
+    if (this.#closed || current === this.#seen) return;
+    const before = this.#seen;
+    try {
+      // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.
+      await this.#modules.releaseUnowned();
+      for (const volume of deletedReplicasOf(before, current, this.#options.nodeId)) {
+        await freeVolumeSpace(this.#modules.pool, volume);
+        this.#modules.logger.info({ volume: volume.name, id: volume.volumeId }, 'deleted volume: replica space freed');
+      }
+      this.#seen = current;
+    } catch (err) {
+      // #seen stays: the next pass retries the same change.
+      this.#modules.logger.error({ err: toError(err) }, 'reacting to the applied cluster state failed; retrying');
+    }
+  }
+}
