@@ -225,7 +225,9 @@ t.test('SIGSTOP the owner, fail over, write, SIGCONT: its queued writes are fenc
     // n1's linearizable read returns once n1 has applied the new owner.
     t.match((await n1.api('GET', '/v1/volumes/solo')).body, { attachedTo: 'n2' }, 'n1 knows the new owner');
     stale.go();
-    await stale.next('finished', 30_000);
+    // The writer gives up on its own after 30 s; what this test asserts is
+    // that nothing it sent lands (checked below), not how fast it is told.
+    await stale.next('finished', 40_000);
     t.same(await runClient(script, ['check', n2.nbdUri('solo'), OLD_BYTE, OFFSETS], 30_000), [{ wrong: [] }], 'the stale connection wrote nothing');
   });
 });
