@@ -121,14 +121,9 @@ export class PoolVolumeStore implements VolumeStore {
         await this.#readPiece(firstExtent, offset - firstExtent * extentSize, target, 0, target.length);
         return;
       }
-      const pieces: Promise<void>[] = [];
-      for (let position = offset; position < end; ) {
-        const logical = Math.floor(position / extentSize);
-        const pieceEnd = Math.min(end, (logical + 1) * extentSize);
-        pieces.push(this.#readPiece(logical, position - logical * extentSize, target, position - offset, pieceEnd - position));
-        position = pieceEnd;
-      }
-      await settleAll(pieces);
+      await this.#eachExtentPiece(offset, target.length, (logical, inExtent, inRequest, pieceBytes) =>
+        this.#readPiece(logical, inExtent, target, inRequest, pieceBytes),
+      );
     } finally {
       this.#leave();
     }
@@ -144,14 +139,9 @@ export class PoolVolumeStore implements VolumeStore {
       if (data.length > 0 && end <= (firstExtent + 1) * extentSize) {
         await this.#writePiece(firstExtent, offset - firstExtent * extentSize, data, 0, data.length);
       } else {
-        const pieces: Promise<void>[] = [];
-        for (let position = offset; position < end; ) {
-          const logical = Math.floor(position / extentSize);
-          const pieceEnd = Math.min(end, (logical + 1) * extentSize);
-          pieces.push(this.#writePiece(logical, position - logical * extentSize, data, position - offset, pieceEnd - position));
-          position = pieceEnd;
-        }
-        await settleAll(pieces);
+        await this.#eachExtentPiece(offset, data.length, (logical, inExtent, inRequest, pieceBytes) =>
+          this.#writePiece(logical, inExtent, data, inRequest, pieceBytes),
+        );
       }
       if (options?.fua === true) {
         await this.#context.flush();
@@ -209,17 +199,9 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, lengthBytes, this.#sizeBytes);
     this.#enter();
     try {
-      const extentSize = this.#extentSizeBytes;
-      const end = offset + lengthBytes;
-      const pieces: Promise<void>[] = [];
-      for (let position = offset; position < end; ) {
-        const logical = Math.floor(position / extentSize);
-        const pieceEnd = Math.min(end, (logical + 1) * extentSize);
-        const views = sliceChunks(chunks, position - offset, pieceEnd - position);
-        pieces.push(this.#writevPiece(logical, position - logical * extentSize, views, pieceEnd - position));
-        position = pieceEnd;
-      }
-      await settleAll(pieces);
+      await this.#eachExtentPiece(offset, lengthBytes, (logical, inExtent, inRequest, pieceBytes) =>
+        this.#writevPiece(logical, inExtent, sliceChunks(chunks, inRequest, pieceBytes), pieceBytes),
+      );
       if (options?.fua === true) {
         await this.#context.flush();
       }
@@ -455,6 +437,27 @@ export class PoolVolumeStore implements VolumeStore {
   }
 
   /** Free whole extents of the range, zero the partial edges of mapped ones. */
+  /**
+   * Split [offset, +lengthBytes) at extent boundaries and run `piece` on each
+   * part concurrently: (logical extent, offset in it, offset in the request, length).
+   */
+  #eachExtentPiece(
+    offset: number,
+    lengthBytes: number,
+    piece: (logical: number, inExtent: number, inRequest: number, pieceBytes: number) => Promise<void>,
+  ): Promise<void> {
+    const extentSize = this.#extentSizeBytes;
+    const end = offset + lengthBytes;
+    const pieces: Promise<void>[] = [];
+    for (let position = offset; position < end; ) {
+      const logical = Math.floor(position / extentSize);
+      const pieceEnd = Math.min(end, (logical + 1) * extentSize);
+      pieces.push(piece(logical, position - logical * extentSize, position - offset, pieceEnd - position));
+      position = pieceEnd;
+    }
+    return settleAll(pieces);
+  }
+
   async #discard(offset: number, lengthBytes: number): Promise<void> {
     const extentSize = this.#extentSizeBytes;
     const end = offset + lengthBytes;

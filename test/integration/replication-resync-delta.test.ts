@@ -10,14 +10,9 @@
  * its replica, the source now (local first), holds every write, including
  * the ones it only got through the resync.
  */
-import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { makeTempDir, startDaemon, type DaemonProcess, type TeardownHost } from '../helpers/daemon-harness.js';
-
-const ENV = { PLINTH_RAFT_TICK_MS: '50', PLINTH_NODE_DOWN_AFTER_MS: '2000' };
-const PYTHON = '/usr/bin/python3';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon-harness.js';
+import { ENV, eventually, runClient as runClientLines, startMember, writeClient } from './fixtures/replication-cluster.js';
 const MiB = 1024 * 1024;
 const VOLUME_BYTES = 256 * MiB;
 const BLOCK = 4096;
@@ -52,47 +47,9 @@ if __name__ == "__main__":
     {"fill": fill, "check": check}[mode](*sys.argv[2:])
 `;
 
-function startMember(t: TeardownHost, id: string, join?: DaemonProcess): Promise<DaemonProcess> {
-  const args = ['--node-id', id, ...(join === undefined ? [] : ['--join', `127.0.0.1:${join.ports.peer}`])];
-  // The owner logs at info: its reconciler reports each rebuild's copied bytes there.
-  return startDaemon(t, { args, env: ENV, logLevel: id === 'n1' ? 'info' : 'warn' });
-}
-
-async function writeClient(t: TeardownHost): Promise<string> {
-  const path = join(await makeTempDir(t, 'plinth-resync-client-'), 'client.py');
-  await writeFile(path, CLIENT_PY);
-  return path;
-}
-
-/** Run the client; resolves with its last JSON line, rejects on a non-zero exit or after timeoutMs. */
-function runClient(script: string, args: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [script, ...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        reject(new Error(`client ${args[0] ?? ''} failed: ${error.message} ${stderr.slice(-500)}`));
-        return;
-      }
-      const lines = stdout.split('\n').filter((line) => line.trim() !== '');
-      resolve(JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>);
-    });
-  });
-}
-
-/** Poll `probe` until it returns a value, bounded by `timeoutMs`. */
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = 'condition not met';
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`);
+/** Run the client; resolves with its last JSON line. */
+async function runClient(script: string, args: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  return (await runClientLines(script, args, timeoutMs)).at(-1) ?? {};
 }
 
 /** `count` block offsets spread 64 KiB apart from `startBytes`, as the client's comma list. */
@@ -118,8 +75,9 @@ function rebuildOf(owner: DaemonProcess, replica: string): RebuildRecord | undef
 }
 
 t.test('a replica node down then back: degraded, writes go on, delta resync, healthy, nothing lost', async (t) => {
-  const script = await writeClient(t);
-  const n1 = await startMember(t, 'n1');
+  const script = await writeClient(t, CLIENT_PY);
+  // The owner logs at info: its reconciler reports each rebuild's copied bytes there.
+  const n1 = await startMember(t, 'n1', undefined, 'info');
   const n2 = await startMember(t, 'n2', n1);
   const n3 = await startMember(t, 'n3', n2);
   const created = await n1.api('POST', '/v1/volumes', { name: 'resync', size: '256MiB', replicas: 3 });
