@@ -196,7 +196,7 @@ async function startFrontEnds(
   readiness.expect('nbd', `not listening on ${formatHostPort(config.nbd)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
   const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
-  const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections() });
+  const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress });
 
   const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port }, { exports, logger });
   nbd = nbdServer;

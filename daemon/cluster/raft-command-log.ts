@@ -58,8 +58,12 @@ export class RaftCommandLog implements CommandProposer {
 
   async propose(command: Command): Promise<CommandResult> {
     if (this.isLeader) return this.#proposeLocally(command);
-    const result = await this.#forward({ op: 'propose', command });
-    return result as CommandResult;
+    const answer = await this.#forward({ op: 'propose', command });
+    // Read your writes: a caller that proposed through this node (an API
+    // create, then an NBD connect here) must find the change in `state`.
+    if (!isForwardedProposal(answer)) throw new PlinthError('INTERNAL', 'the leader answered a forwarded proposal without its applied index');
+    await this.#waitApplied(answer.appliedIndex);
+    return answer.result;
   }
 
   /**
@@ -91,8 +95,12 @@ export class RaftCommandLog implements CommandProposer {
       throw new PlinthError('NOT_LEADER', `node ${this.#options.nodeId} is not the leader`, { leaderId: this.leaderId, retry: true });
     }
     switch (request.op) {
-      case 'propose':
-        return this.#proposeLocally(decodeCommand(request.command));
+      case 'propose': {
+        const result = await this.#proposeLocally(decodeCommand(request.command));
+        // The entry is applied here, so the applied index covers it.
+        const answer: ForwardedProposal = { result, appliedIndex: this.#modules.raft.appliedIndex };
+        return answer;
+      }
       case 'read':
         return this.#modules.raft.read();
       case 'remove-voter':
@@ -160,6 +168,16 @@ export class RaftCommandLog implements CommandProposer {
       await sleep(POLL_MS);
     }
   }
+}
+
+/** What the leader answers a forwarded proposal: the result and an applied index covering its entry. */
+interface ForwardedProposal {
+  readonly result: CommandResult;
+  readonly appliedIndex: number;
+}
+
+function isForwardedProposal(answer: unknown): answer is ForwardedProposal {
+  return typeof answer === 'object' && answer !== null && 'appliedIndex' in answer && typeof answer.appliedIndex === 'number' && 'result' in answer;
 }
 
 function sleep(ms: number): Promise<void> {

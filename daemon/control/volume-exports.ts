@@ -98,11 +98,11 @@ export class VolumeExports implements ExportProvider {
   }
 
   async describeExport(name: string): Promise<ExportDescription> {
-    return this.#describe(this.#requireVolume(name));
+    return this.#describe(await this.#lookUpVolume(name));
   }
 
   async openExport(name: string, client: ExportClient): Promise<ExportHandle> {
-    const volumeId = this.#requireVolume(name).id;
+    const volumeId = (await this.#lookUpVolume(name)).id;
     const open = await this.#mutex.run(volumeId, async () => {
       if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
       const stale = this.#open.get(volumeId);
@@ -301,6 +301,18 @@ export class VolumeExports implements ExportProvider {
 
   #describe(volume: VolumeRecord): ExportDescription {
     return describe(volume, this.#modules.sessions === undefined ? VOLUME_BLOCK_SIZE : REPLICATED_BLOCK_SIZE);
+  }
+
+  /**
+   * A name this node has not applied yet may be a volume just created
+   * through another node: a miss waits for the read barrier (invariant 6)
+   * before it says the volume does not exist. Hits cost nothing.
+   */
+  async #lookUpVolume(name: string): Promise<VolumeRecord> {
+    const known = findVolume(this.#modules.commands.state, name);
+    if (known !== undefined || name.includes('@') || this.#modules.commands.barrier === undefined) return this.#requireVolume(name);
+    await this.#modules.commands.barrier();
+    return this.#requireVolume(name);
   }
 
   #requireVolume(name: string): VolumeRecord {

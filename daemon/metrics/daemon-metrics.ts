@@ -1,13 +1,18 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
-import type { ClusterState } from '../state/cluster-state.js';
+import type { RebuildProgressView } from '../control-plane.js';
+import type { ClusterState, ReplicaState } from '../state/cluster-state.js';
 
 export interface DaemonMetricsModules {
   readonly pool: Pool;
   /** Read at scrape time, so the gauges never go stale. */
   readonly clusterState: () => ClusterState;
   readonly connectionCount: () => number;
+  /** Catch-ups this node runs as a volume's owner, by replica node (rebuild-progress.ts). */
+  readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
 }
+
+const REPLICA_STATES: readonly ReplicaState[] = ['in-sync', 'rebuilding', 'faulted'];
 
 /**
  * The node's Prometheus registry: Node's default process metrics with the
@@ -53,5 +58,42 @@ export function createDaemonMetrics(modules: DaemonMetricsModules): Registry {
       this.set(modules.connectionCount());
     },
   });
+  registerVolumeGauges(registry, modules);
   return registry;
+}
+
+/** Replica health and rebuild progress (issue 4: "Progress in volume inspect and metrics"). */
+function registerVolumeGauges(registry: Registry, modules: DaemonMetricsModules): void {
+  new Gauge({
+    name: 'plinth_volume_replicas',
+    help: 'Replicas of each volume by state (in-sync, rebuilding, faulted), from the committed cluster state',
+    labelNames: ['volume', 'state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const volume of Object.values(modules.clusterState().volumes)) {
+        for (const state of REPLICA_STATES) {
+          this.set({ volume: volume.name, state }, volume.replicas.filter((replica) => replica.state === state).length);
+        }
+      }
+    },
+  });
+  const progressGauge = (name: string, help: string, pick: (progress: RebuildProgressView) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['volume', 'replica_node'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const volume of Object.values(modules.clusterState().volumes)) {
+          for (const [nodeId, progress] of modules.rebuildProgress(volume.name)) {
+            if (!progress.done) this.set({ volume: volume.name, replica_node: nodeId }, pick(progress));
+          }
+        }
+      },
+    });
+  };
+  progressGauge('plinth_rebuild_copied_bytes', 'Bytes copied so far by each running rebuild this node owns', (progress) => progress.copiedBytes);
+  progressGauge('plinth_rebuild_total_bytes', 'Bytes each running rebuild this node owns has to copy', (progress) => progress.totalBytes);
 }

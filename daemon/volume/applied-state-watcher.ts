@@ -41,17 +41,22 @@ function holdsReplica(volume: VolumeRecord, nodeId: string): boolean {
  * instance), so a refused delete closes that store first: the volume is gone
  * from the committed state and nobody may write to it any more.
  */
-export async function freeVolumeSpace(pool: Pool, volume: DeletedReplica): Promise<void> {
+export async function freeVolumeSpace(pool: Pool, volume: DeletedReplica, onStep: (step: string) => void = () => undefined): Promise<void> {
   try {
+    onStep('deleting the store');
     await pool.deleteVolume(volume.volumeId);
     return;
   } catch (err) {
     if (!isPlinthError(err, 'VOLUME_ATTACHED')) throw err;
   }
+  onStep('closing the store the replica server holds open');
   const store = await pool.openVolume(volume.volumeId, volume.sizeBytes);
   await store.close();
+  onStep('deleting the closed store');
   await pool.deleteVolume(volume.volumeId);
 }
+
+const STUCK_PASS_MS = 10_000;
 
 export interface AppliedStateWatcherOptions {
   readonly nodeId: string;
@@ -75,6 +80,10 @@ export class AppliedStateWatcher {
   #seen: ClusterState;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  /** What the running pass is doing and since when: a pass stuck for long is reported, not silent. */
+  #step = 'idle';
+  #passStartedAt = 0;
+  #stuckReported = false;
   #closed = false;
 
   constructor(options: AppliedStateWatcherOptions, modules: AppliedStateWatcherModules) {
@@ -91,10 +100,24 @@ export class AppliedStateWatcher {
 
   /** One pass; passes never overlap (a slow pool delete delays the next one). */
   check(): Promise<void> {
-    this.#running ??= this.#pass().finally(() => {
+    if (this.#running !== undefined) {
+      this.#reportIfStuck();
+      return this.#running;
+    }
+    this.#passStartedAt = Date.now();
+    this.#stuckReported = false;
+    this.#running = this.#pass().finally(() => {
       this.#running = undefined;
+      this.#step = 'idle';
     });
     return this.#running;
+  }
+
+  #reportIfStuck(): void {
+    const runningMs = Date.now() - this.#passStartedAt;
+    if (this.#stuckReported || runningMs < STUCK_PASS_MS) return;
+    this.#stuckReported = true;
+    this.#modules.logger.warn({ step: this.#step, runningMs }, 'reacting to the applied cluster state is taking long');
   }
 
   async close(): Promise<void> {
@@ -109,9 +132,14 @@ export class AppliedStateWatcher {
     const before = this.#seen;
     try {
       // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.
+      const deleted = deletedReplicasOf(before, current, this.#options.nodeId);
+      this.#modules.logger.debug({ volumes: Object.keys(current.volumes).length, deleted: deleted.map((volume) => volume.name) }, 'reacting to a new applied cluster state');
+      this.#step = 'closing sessions of volumes no longer attached here';
       await this.#modules.releaseUnowned();
-      for (const volume of deletedReplicasOf(before, current, this.#options.nodeId)) {
-        await freeVolumeSpace(this.#modules.pool, volume);
+      for (const volume of deleted) {
+        await freeVolumeSpace(this.#modules.pool, volume, (step) => {
+          this.#step = `freeing deleted volume ${volume.name} (${volume.volumeId}): ${step}`;
+        });
         this.#modules.logger.info({ volume: volume.name, id: volume.volumeId }, 'deleted volume: replica space freed');
       }
       this.#seen = current;

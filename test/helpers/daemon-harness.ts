@@ -44,6 +44,9 @@ export interface SpawnDaemonOptions {
   readonly logLevel?: string;
 }
 
+/** How much daemon output a failure prints; PLINTH_TEST_OUTPUT_CHARS raises it when chasing a failure. */
+const OUTPUT_TAIL_CHARS = Number(process.env['PLINTH_TEST_OUTPUT_CHARS'] ?? 8000);
+
 export interface ExitStatus {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -227,7 +230,7 @@ export class DaemonProcess {
   }
 
   describeOutput(): string {
-    return `--- plinthd stdout ---\n${this.#stdout.slice(-8000)}\n--- plinthd stderr ---\n${this.#stderr.slice(-4000)}`;
+    return `--- plinthd stdout ---\n${this.#stdout.slice(-OUTPUT_TAIL_CHARS)}\n--- plinthd stderr ---\n${this.#stderr.slice(-4000)}`;
   }
 }
 
@@ -242,7 +245,9 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
   }
   const disks = options.disks === undefined ? [`${join(dataDir, 'disks', 'disk0.img')}:1GiB`] : options.disks;
   for (const disk of disks ?? []) args.push('--disk', disk);
-  if (options.logLevel !== undefined) args.push('--log-level', options.logLevel);
+  // PLINTH_TEST_LOG_LEVEL=debug makes every daemon of a test run chatty when chasing a failure.
+  const logLevel = process.env['PLINTH_TEST_LOG_LEVEL'] ?? options.logLevel;
+  if (logLevel !== undefined) args.push('--log-level', logLevel);
   args.push(...(options.args ?? []));
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
