@@ -3,6 +3,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { failpoints } from '../common/failpoints/failpoints.js';
 import { PlinthError } from '../common/plinth-error.js';
 import type { ControlPlane } from '../daemon/control-plane.js';
 import { BearerAuth } from './bearer-auth.js';
@@ -11,6 +12,7 @@ import { errorBody, httpStatusForCode } from './http-errors.js';
 import { registerOpenApi } from './openapi.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
 import { registerClusterRoutes } from './routes/cluster-routes.js';
+import { registerDebugRoutes } from './routes/debug-routes.js';
 import { registerProbeRoutes } from './routes/probe-routes.js';
 import { registerVolumeRoutes } from './routes/volume-routes.js';
 import { sharedSchemas } from './schemas/view-schemas.js';
@@ -25,6 +27,8 @@ export interface ApiAppOptions {
   readonly bodyLimitBytes?: number;
   /** Longest a client may take to send one whole request (slow-loris guard). */
   readonly requestTimeoutMs?: number;
+  /** Test-only routes (api/routes/debug-routes.ts): true only when the daemon runs with PLINTH_TEST_API=1. */
+  readonly testApi?: boolean;
 }
 
 export interface ApiAppModules {
@@ -73,6 +77,7 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
     v1.addHook('onRequest', async (request) => auth.check(request));
     registerClusterRoutes(v1, modules.control);
     registerVolumeRoutes(v1, modules.control);
+    if (options.testApi === true) registerDebugRoutes(v1, failpoints);
   });
   await app.ready();
   return app;

@@ -55,7 +55,10 @@ export type PlinthErrorCode =
   // cluster state (daemon/state): a node id that is not a member
   | 'NODE_NOT_FOUND'
   // cluster state: the change would leave a volume without an in-sync replica (invariant 4)
-  | 'LAST_IN_SYNC_REPLICA';
+  | 'LAST_IN_SYNC_REPLICA'
+  // cluster state / failover (issue 7): no replica holding the volume's latest data
+  // generation is reachable; the volume stays unavailable rather than serve stale data
+  | 'NO_CURRENT_REPLICA';
 
 export class PlinthError extends Error {
   readonly code: PlinthErrorCode;

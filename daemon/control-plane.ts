@@ -54,6 +54,21 @@ export interface NodeView {
   readonly disks: readonly DiskView[];
   readonly capacityBytes: number;
   readonly usedBytes: number;
+  /** Present while the node is draining (issue 4 "Drain"); absent otherwise. */
+  readonly drain?: NodeDrainView;
+}
+
+/** `node drain` progress: done when no replica and no attachment is left on the node. */
+export interface NodeDrainView {
+  /** ISO-8601 of the node.drain that started it. */
+  readonly since: string;
+  /** Volumes that still have a replica on the node. */
+  readonly replicasLeft: number;
+  /** Volumes still attached (served) on the node. */
+  readonly attachedVolumes: readonly string[];
+  /** What keeps the drain from finishing, per volume, in words an operator can act on. */
+  readonly blocking: readonly { readonly volume: string; readonly reason: string }[];
+  readonly done: boolean;
 }
 
 export interface ClusterView {
@@ -99,4 +114,11 @@ export interface ControlPlane {
    * in-sync copy). Optional so test doubles without clustering still fit.
    */
   removeNode?(nodeId: string): Promise<void>;
+  /**
+   * `plinth node drain ID`: mark the node draining (no new replicas; its
+   * replicas and attachments move away). Idempotent; throws NODE_NOT_FOUND.
+   */
+  drainNode?(nodeId: string): Promise<NodeView>;
+  /** `plinth node undrain ID`: cancel a drain (what already moved stays moved). */
+  undrainNode?(nodeId: string): Promise<NodeView>;
 }

@@ -27,6 +27,7 @@ import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
 import { AppliedStateWatcher } from './volume/applied-state-watcher.js';
 import { startDataPlane, type DataPlane } from './volume/data-plane.js';
+import { DrainAttachments } from './reconciler/drain-attachments.js';
 import { proposerCluster } from './volume/proposer-cluster.js';
 import { proposerReplacementPort } from './reconciler/replica-replacement.js';
 import type { VolumeSessions } from './volume/volume-sessions.js';
@@ -36,6 +37,8 @@ export interface DaemonOptions {
   readonly version: string;
   /** Cluster timing; defaults in DEFAULT_CLUSTER_TUNING (env PLINTH_RAFT_TICK_MS, PLINTH_NODE_DOWN_AFTER_MS in plinthd). */
   readonly cluster?: Partial<ClusterTuning>;
+  /** Serve the test-only API (/v1/debug/failpoints); plinthd sets it from PLINTH_TEST_API=1 only. */
+  readonly testApi?: boolean;
 }
 
 export interface ClusterTuning {
@@ -145,7 +148,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
 
   const { apiAddress, nbdAddress } = await startFrontEnds(
     stack,
-    { config, nodeId, version, token },
+    { config, nodeId, version, token, testApi: options.testApi === true },
     { commands, pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
   );
   logger.info(
@@ -170,7 +173,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
  */
 async function startFrontEnds(
   stack: ShutdownStack,
-  options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string },
+  options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string; readonly testApi: boolean },
   modules: {
     readonly commands: CommandProposer;
     readonly pool: Pool;
@@ -180,7 +183,7 @@ async function startFrontEnds(
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort }> {
-  const { config, nodeId, version, token } = options;
+  const { config, nodeId, version, token, testApi } = options;
   const { commands, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
   let nbd: NbdServer | null = null;
   const exports = new VolumeExports(
@@ -192,6 +195,17 @@ async function startFrontEnds(
   const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
   watcher.start();
   stack.push('applied-state watcher', () => watcher.close());
+  // node drain: only this node knows whether a volume attached here has clients (drain-attachments.ts).
+  const drainAttachments = new DrainAttachments(
+    { nodeId },
+    {
+      state: () => commands.state,
+      detachIfIdle: (name) => exports.withVolumeReleased(name, {}, () => commands.propose({ type: 'volume.detach', name })),
+      logger,
+    },
+  );
+  drainAttachments.start();
+  stack.push('drain attachments', () => drainAttachments.close());
   const readiness = new ReadinessTracker();
   readiness.expect('nbd', `not listening on ${formatHostPort(config.nbd)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
@@ -203,7 +217,7 @@ async function startFrontEnds(
   stack.push('nbd', (signal) => nbdServer.close(signal));
   readiness.markReady('nbd');
 
-  const api = await buildApiApp({ token, version, logger }, { control, metrics });
+  const api = await buildApiApp({ token, version, logger, testApi }, { control, metrics });
   stack.push('api', () => api.close());
   const apiAddress = await listenApi(api, config.api);
   readiness.markReady('api');

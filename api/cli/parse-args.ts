@@ -15,13 +15,15 @@ export interface GlobalOptions {
   readonly version: boolean;
 }
 
-export type CommandOptionName = 'size' | 'replicas' | 'node' | 'force';
+export type CommandOptionName = 'size' | 'replicas' | 'node' | 'force' | 'wait';
 
 export interface CommandOptions {
   readonly size?: string;
   readonly replicas?: string;
   readonly node?: string;
   readonly force: boolean;
+  /** `node drain --wait`: poll until the drain is done. */
+  readonly wait: boolean;
 }
 
 export interface ParsedCommandLine {
@@ -47,6 +49,7 @@ const OPTION_SPEC = {
   replicas: { type: 'string' },
   node: { type: 'string' },
   force: { type: 'boolean', default: false },
+  wait: { type: 'boolean', default: false },
 } as const;
 
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
@@ -60,6 +63,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (values.replicas !== undefined) givenOptions.push('replicas');
   if (values.node !== undefined) givenOptions.push('node');
   if (values.force) givenOptions.push('force');
+  if (values.wait) givenOptions.push('wait');
   return {
     global: {
       ...(values.api === undefined ? {} : { api: values.api }),
@@ -74,6 +78,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       ...(values.replicas === undefined ? {} : { replicas: values.replicas }),
       ...(values.node === undefined ? {} : { node: values.node }),
       force: values.force,
+      wait: values.wait,
     },
     givenOptions,
     positionals,

@@ -4,6 +4,7 @@ import {
   decodeApiError,
   decodeCluster,
   decodeHealth,
+  decodeNode,
   decodeNodeList,
   decodeReadiness,
   decodeVolume,
@@ -96,6 +97,18 @@ export class PlinthClient {
   /** `node rm`: refused with LAST_IN_SYNC_REPLICA while the node holds a volume's last in-sync copy. */
   async removeNode(id: string): Promise<void> {
     await this.request('DELETE', `/v1/nodes/${encodeURIComponent(id)}`);
+  }
+
+  /** `node drain`: start draining (202); progress shows in the node view's `drain`. */
+  async drainNode(id: string): Promise<NodeView> {
+    const response = await this.request('POST', `/v1/nodes/${encodeURIComponent(id)}/drain`);
+    return decodeNode(response.json, response.status);
+  }
+
+  /** `node undrain`: cancel a drain. */
+  async undrainNode(id: string): Promise<NodeView> {
+    const response = await this.request('DELETE', `/v1/nodes/${encodeURIComponent(id)}/drain`);
+    return decodeNode(response.json, response.status);
   }
 
   async deleteVolume(name: string): Promise<void> {

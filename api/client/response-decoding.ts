@@ -43,12 +43,15 @@ export function decodeVolumeList(value: unknown, status: number): VolumeView[] {
 export function decodeNodeList(value: unknown, status: number): NodeView[] {
   const list = field(value, 'nodes', 'node list', status);
   if (!Array.isArray(list)) throw malformed('node list', status);
-  return list.map((item: unknown) => {
-    if (!isJsonObject(item) || !hasFields(item, { id: 'string', state: 'string', leader: 'boolean' })) {
-      throw malformed('node', status);
-    }
-    return item as unknown as NodeView;
-  });
+  return list.map((item: unknown) => decodeNode(item, status));
+}
+
+export function decodeNode(value: unknown, status: number): NodeView {
+  if (!isJsonObject(value) || !hasFields(value, { id: 'string', state: 'string', leader: 'boolean' })) {
+    throw malformed('node', status);
+  }
+  // Shape vouched for by the server's NodeView response schema.
+  return value as unknown as NodeView;
 }
 
 export function decodeCluster(value: unknown, status: number): ClusterView {

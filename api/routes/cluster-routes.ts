@@ -4,7 +4,9 @@ import type { ControlPlane } from '../../daemon/control-plane.js';
 import { commonErrorResponses } from '../schemas/view-schemas.js';
 import { bearerSecurity } from './route-security.js';
 
-/** /v1/cluster and /v1/nodes: views of the cluster, and node removal (ARCHITECTURE.md "REST"). */
+const nodeIdParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
+
+/** /v1/cluster and /v1/nodes: views of the cluster, node removal and drain (ARCHITECTURE.md "REST", issue 4 "Drain"). */
 export function registerClusterRoutes(app: FastifyInstance, control: ControlPlane): void {
   app.get('/v1/cluster', {
     schema: {
@@ -39,5 +41,33 @@ export function registerClusterRoutes(app: FastifyInstance, control: ControlPlan
     if (control.removeNode === undefined) throw new PlinthError('NOT_SUPPORTED', 'this control plane cannot remove nodes');
     await control.removeNode(request.params.id);
     reply.code(204);
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/nodes/:id/drain', {
+    schema: {
+      tags: ['cluster'],
+      summary: 'Start draining a node: its replicas and idle attachments move away; 202 with the node view (progress in drain)',
+      security: bearerSecurity,
+      params: nodeIdParams,
+      response: { 202: { $ref: 'NodeView#' }, ...commonErrorResponses, 404: { $ref: 'ErrorBody#' } },
+    },
+  }, async (request, reply) => {
+    if (control.drainNode === undefined) throw new PlinthError('NOT_SUPPORTED', 'this control plane cannot drain nodes');
+    const node = await control.drainNode(request.params.id);
+    reply.code(202);
+    return node;
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/nodes/:id/drain', {
+    schema: {
+      tags: ['cluster'],
+      summary: 'Cancel a drain (what already moved stays moved); 200 with the node view',
+      security: bearerSecurity,
+      params: nodeIdParams,
+      response: { 200: { $ref: 'NodeView#' }, ...commonErrorResponses, 404: { $ref: 'ErrorBody#' } },
+    },
+  }, async (request) => {
+    if (control.undrainNode === undefined) throw new PlinthError('NOT_SUPPORTED', 'this control plane cannot drain nodes');
+    return control.undrainNode(request.params.id);
   });
 }

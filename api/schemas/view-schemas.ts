@@ -82,6 +82,21 @@ export const nodeViewSchema = {
     disks: { type: 'array', items: { $ref: 'DiskView#' } },
     capacityBytes: { type: 'integer', minimum: 0 },
     usedBytes: { type: 'integer', minimum: 0 },
+    drain: {
+      type: 'object',
+      description: 'present while the node is draining (node drain); done when no replica and no attachment is left',
+      required: ['since', 'replicasLeft', 'attachedVolumes', 'blocking', 'done'],
+      properties: {
+        since: { type: 'string' },
+        replicasLeft: { type: 'integer', minimum: 0 },
+        attachedVolumes: { type: 'array', items: { type: 'string' } },
+        blocking: {
+          type: 'array',
+          items: { type: 'object', required: ['volume', 'reason'], properties: { volume: { type: 'string' }, reason: { type: 'string' } } },
+        },
+        done: { type: 'boolean' },
+      },
+    },
   },
 } as const;
 

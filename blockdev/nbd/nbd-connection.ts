@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type pino from 'pino';
+import { failpoints, hitFailpointSync } from '../../common/failpoints/failpoints.js';
 import { toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import { NBD_CMD_DISC, NBD_REP_ERR_TOO_BIG } from './constants.js';
@@ -297,7 +298,20 @@ export class NbdConnection {
 
   /** ReplySink: one whole reply, batched with others finishing in the same tick. */
   sendReply(reply: Buffer, afterWrite?: () => void): void {
+    if (failpoints.armed && !this.replyPassesFailpoint()) return;
     this.send(reply, afterWrite);
+  }
+
+  /** Failpoint nbd.reply.before-send (issue 7): an injected error drops the connection without the reply. */
+  private replyPassesFailpoint(): boolean {
+    try {
+      hitFailpointSync('nbd.reply.before-send', this.exportName());
+      return true;
+    } catch (err) {
+      this.logger.warn({ err: toError(err) }, 'NBD failpoint: dropping the connection instead of replying');
+      this.disconnect('failpoint nbd.reply.before-send');
+      return false;
+    }
   }
 
   /** ReplySink: give back the request's budget and pull more if we had paused. */

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { type Disk, openDisk } from './disk.js';
+import type { DiskLayer } from './disk-file-io.js';
 import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions } from './inline-io-policy.js';
 import { FIRST_DATA_EXTENT } from './extent-allocator.js';
 import { MAX_DISKS } from './extent-map.js';
@@ -35,7 +36,7 @@ interface Candidate {
 }
 
 export async function attachDisks(
-  options: { specs: readonly DiskSpec[]; record: PoolRecord; inlineIo?: InlineIoOptions },
+  options: { specs: readonly DiskSpec[]; record: PoolRecord; inlineIo?: InlineIoOptions; layer?: DiskLayer },
   modules: { metadata: MetadataStore; logger: Logger },
 ): Promise<{ disks: AttachedDisk[]; record: PoolRecord }> {
   const inlineIo = options.inlineIo ?? DEFAULT_INLINE_IO_OPTIONS;
@@ -43,7 +44,8 @@ export async function attachDisks(
   try {
     const candidates: Candidate[] = [];
     for (const spec of options.specs) {
-      const candidate = await openCandidate(spec, options.record, inlineIo, modules.logger);
+      const io = { inlineIo, ...(options.layer === undefined ? {} : { layer: options.layer }) };
+      const candidate = await openCandidate(spec, options.record, io, modules.logger);
       opened.push(candidate.disk);
       candidates.push(candidate);
     }
@@ -60,6 +62,9 @@ export async function attachDisks(
       await modules.metadata.savePoolRecord(record);
       matched.push(attached);
     }
+    for (const { disk, record: diskRecord } of matched) {
+      disk.identify({ diskIndex: diskRecord.index, extentSizeBytes: record.extentSizeBytes });
+    }
     return { disks: matched, record };
   } catch (err) {
     await Promise.all(
@@ -69,14 +74,16 @@ export async function attachDisks(
   }
 }
 
-async function openCandidate(spec: DiskSpec, record: PoolRecord, inlineIo: InlineIoOptions, logger: Logger): Promise<Candidate> {
+async function openCandidate(
+  spec: DiskSpec,
+  record: PoolRecord,
+  io: { inlineIo: InlineIoOptions; layer?: DiskLayer },
+  logger: Logger,
+): Promise<Candidate> {
   const path = resolve(spec.path);
   const recordedHere = record.disks.find((disk) => disk.path === path);
   const mayCreate = recordedHere === undefined;
-  const disk = await openDisk(
-    spec.sizeBytes === undefined ? { path, mayCreate, inlineIo } : { path, sizeBytes: spec.sizeBytes, mayCreate, inlineIo },
-    logger,
-  );
+  const disk = await openDisk({ path, mayCreate, ...io, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) }, logger);
   const head = Buffer.alloc(Math.min(PROBE_BYTES, disk.sizeBytes));
   await disk.read(head, 0, head.length, 0);
   const probe = probeSuperblock(head, path);

@@ -1,22 +1,12 @@
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { PlinthError } from '../../common/plinth-error.js';
 import { CoalescedTask } from './coalesced-task.js';
 import { toDiskError } from './disk-errors.js';
-import {
-  closeFile,
-  fdatasync,
-  fstatBig,
-  ftruncate,
-  openFile,
-  readFully,
-  readFullySync,
-  writeFully,
-  writeFullySync,
-  writevFully,
-  writevFullySync,
-} from './fs-callbacks.js';
+import { type DiskFileIo, type DiskLayer, directFileIo } from './disk-file-io.js';
+import { closeFile, fstatBig, ftruncate, openFile } from './fs-callbacks.js';
 import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions, InlineIoPolicy, type InlineIoStats } from './inline-io-policy.js';
 
 /**
@@ -25,6 +15,18 @@ import { DEFAULT_INLINE_IO_OPTIONS, type InlineIoOptions, InlineIoPolicy, type I
  * fdatasync (one in flight per disk; callers that arrive meanwhile share
  * the next one). Small reads and writes run inline on the event loop while
  * they are fast (inline-io-policy.ts); fdatasync always goes to the threadpool.
+ *
+ * All file I/O goes through a DiskFileIo (disk-file-io.ts): the fd itself,
+ * or a test layer such as power-loss-disk.ts. Disk faults (issue 7) are
+ * failpoints here, under every data path:
+ *
+ *   disk.read   subject: the disk extent index of the position (once identify() ran)
+ *   disk.write  subject: likewise (write and writev); error(ENOSPC) = a full disk
+ *   disk.sync   subject: the pool disk index; stall(MS) = a stalled disk
+ *
+ * Their errors are the pool's own codes (IO_ERROR, NO_SPACE). While any
+ * failpoint is armed the inline fast paths step aside, so a stall sleeps
+ * on the async path instead of freezing the event loop.
  */
 export type DiskKind = 'file' | 'block';
 
@@ -36,6 +38,8 @@ export interface OpenDiskOptions {
   readonly mayCreate: boolean;
   /** Inline I/O policy of this disk (default DEFAULT_INLINE_IO_OPTIONS). */
   readonly inlineIo?: InlineIoOptions;
+  /** A test layer under the disk's I/O (default: none, straight on the fd). */
+  readonly layer?: DiskLayer;
 }
 
 interface DiskFields {
@@ -43,8 +47,14 @@ interface DiskFields {
   kind: DiskKind;
   sizeBytes: number;
   createdSparse: boolean;
-  fd: number;
+  io: DiskFileIo;
   inlineIo: InlineIoOptions;
+}
+
+/** Who a disk is in the pool, for failpoint subjects; unknown until the pool matched it. */
+export interface DiskIdentity {
+  readonly diskIndex: number;
+  readonly extentSizeBytes: number;
 }
 
 export class Disk {
@@ -55,7 +65,8 @@ export class Disk {
   readonly createdSparse: boolean;
   /** Set when a write completes; cleared when a sync starts. */
   dirty = false;
-  readonly #fd: number;
+  readonly #io: DiskFileIo;
+  #identity: DiskIdentity | null = null;
   readonly #sync: CoalescedTask;
   readonly #inline: InlineIoPolicy;
   #closed = false;
@@ -65,7 +76,7 @@ export class Disk {
     this.kind = fields.kind;
     this.sizeBytes = fields.sizeBytes;
     this.createdSparse = fields.createdSparse;
-    this.#fd = fields.fd;
+    this.#io = fields.io;
     this.#sync = new CoalescedTask(() => this.#fdatasync());
     this.#inline = new InlineIoPolicy(fields.inlineIo, performance);
   }
@@ -73,6 +84,11 @@ export class Disk {
   /** How many ops ran inline or on the threadpool, for metrics and tests. */
   inlineIoStats(): InlineIoStats {
     return this.#inline.stats();
+  }
+
+  /** The pool matched this disk: failpoint subjects can name its index and extents from now on. */
+  identify(identity: DiskIdentity): void {
+    this.#identity = identity;
   }
 
   /** Read exactly `lengthBytes` at `position` into `target[targetOffset..]`. */
@@ -93,7 +109,7 @@ export class Disk {
    * and the caller must use read()'s threadpool path (via read()).
    */
   tryReadInline(target: Buffer, targetOffset: number, lengthBytes: number, position: number): boolean {
-    if (!this.#inline.tryInline(lengthBytes)) {
+    if (failpoints.armed || !this.#inline.tryInline(lengthBytes)) {
       return false;
     }
     let bytesRead: number;
@@ -110,7 +126,8 @@ export class Disk {
     this.#inline.noteThreadpoolOp();
     let bytesRead: number;
     try {
-      bytesRead = await readFully(this.#fd, target, targetOffset, lengthBytes, position);
+      if (failpoints.armed) await hitFailpoint('disk.read', this.#extentSubject(position));
+      bytesRead = await this.#io.read(target, targetOffset, lengthBytes, position);
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'read', position, lengthBytes });
     }
@@ -136,17 +153,17 @@ export class Disk {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#writeOnThreadpool(writeFully(this.#fd, source, sourceOffset, lengthBytes, position), lengthBytes, position);
+    return this.#writeOnThreadpool(() => this.#io.write(source, sourceOffset, lengthBytes, position), lengthBytes, position);
   }
 
   /** The synchronous fast path of write(), like tryReadInline. */
   tryWriteInline(source: Buffer, sourceOffset: number, lengthBytes: number, position: number): boolean {
-    if (!this.#inline.tryInline(lengthBytes)) {
+    if (failpoints.armed || !this.#inline.tryInline(lengthBytes)) {
       return false;
     }
     const startedMs = this.#inline.startInline();
     try {
-      writeFullySync(this.#fd, source, sourceOffset, lengthBytes, position);
+      this.#io.writeSync(source, sourceOffset, lengthBytes, position);
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
     } finally {
@@ -162,12 +179,12 @@ export class Disk {
    * reaches the page cache without being assembled in memory first.
    */
   writev(chunks: readonly Buffer[], lengthBytes: number, position: number): Promise<void> {
-    if (!this.#inline.tryInline(lengthBytes)) {
-      return this.#writeOnThreadpool(writevFully(this.#fd, chunks, lengthBytes, position), lengthBytes, position);
+    if (failpoints.armed || !this.#inline.tryInline(lengthBytes)) {
+      return this.#writeOnThreadpool(() => this.#io.writev(chunks, lengthBytes, position), lengthBytes, position);
     }
     const startedMs = this.#inline.startInline();
     try {
-      writevFullySync(this.#fd, chunks, lengthBytes, position);
+      this.#io.writevSync(chunks, lengthBytes, position);
     } catch (err) {
       return Promise.reject(toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes }));
     } finally {
@@ -177,10 +194,11 @@ export class Disk {
     return Promise.resolve();
   }
 
-  async #writeOnThreadpool(written: Promise<void>, lengthBytes: number, position: number): Promise<void> {
+  async #writeOnThreadpool(issue: () => Promise<void>, lengthBytes: number, position: number): Promise<void> {
     this.#inline.noteThreadpoolOp();
     try {
-      await written;
+      if (failpoints.armed) await hitFailpoint('disk.write', this.#extentSubject(position));
+      await issue();
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'write', position, lengthBytes });
     }
@@ -198,7 +216,7 @@ export class Disk {
     }
     this.#closed = true;
     try {
-      await closeFile(this.#fd);
+      await this.#io.close();
     } catch (err) {
       throw toDiskError(err, { path: this.path, operation: 'close' });
     }
@@ -207,7 +225,7 @@ export class Disk {
   #readInline(target: Buffer, targetOffset: number, lengthBytes: number, position: number): number {
     const startedMs = this.#inline.startInline();
     try {
-      return readFullySync(this.#fd, target, targetOffset, lengthBytes, position);
+      return this.#io.readSync(target, targetOffset, lengthBytes, position);
     } finally {
       this.#inline.finishInline(startedMs);
     }
@@ -218,11 +236,17 @@ export class Disk {
     // and is picked up by the next flush (it was not covered by this one).
     this.dirty = false;
     try {
-      await fdatasync(this.#fd);
+      if (failpoints.armed) await hitFailpoint('disk.sync', this.#identity === null ? undefined : String(this.#identity.diskIndex));
+      await this.#io.fdatasync();
     } catch (err) {
       this.dirty = true;
       throw toDiskError(err, { path: this.path, operation: 'fdatasync' });
     }
+  }
+
+  /** The failpoint subject of a read or write: the extent index of `position` on this disk. */
+  #extentSubject(position: number): string | undefined {
+    return this.#identity === null ? undefined : String(Math.floor(position / this.#identity.extentSizeBytes));
   }
 }
 
@@ -275,7 +299,7 @@ async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: b
     if (options.sizeBytes !== undefined && options.sizeBytes !== sizeBytes) {
       logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes }, 'size given for a block device is ignored; using the device size');
     }
-    return new Disk({ path, kind: 'block', sizeBytes, createdSparse: false, fd, inlineIo });
+    return new Disk({ path, kind: 'block', sizeBytes, createdSparse: false, io: wrapFd(fd, options), inlineIo });
   }
   if (!stats.isFile()) {
     throw new PlinthError('INVALID_ARGUMENT', `disk ${path} is neither a block device nor a regular file`, { path });
@@ -287,12 +311,16 @@ async function describeOpenDisk(fd: number, options: OpenDiskOptions, created: b
     await ftruncate(fd, options.sizeBytes).catch((err: unknown) => {
       throw toDiskError(err, { path, operation: 'ftruncate' });
     });
-    return new Disk({ path, kind: 'file', sizeBytes: options.sizeBytes, createdSparse: true, fd, inlineIo });
+    return new Disk({ path, kind: 'file', sizeBytes: options.sizeBytes, createdSparse: true, io: wrapFd(fd, options), inlineIo });
   }
   if (options.sizeBytes !== undefined && options.sizeBytes !== currentSizeBytes) {
     logger.warn({ path, givenSizeBytes: options.sizeBytes, sizeBytes: currentSizeBytes }, 'existing file disk is used at its current size');
   }
-  return new Disk({ path, kind: 'file', sizeBytes: currentSizeBytes, createdSparse: false, fd, inlineIo });
+  return new Disk({ path, kind: 'file', sizeBytes: currentSizeBytes, createdSparse: false, io: wrapFd(fd, options), inlineIo });
+}
+
+function wrapFd(fd: number, options: OpenDiskOptions): DiskFileIo {
+  return options.layer === undefined ? directFileIo(fd) : options.layer.wrap(fd, options.path);
 }
 
 /**

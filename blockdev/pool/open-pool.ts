@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import type { Disk } from './disk.js';
+import type { DiskLayer } from './disk-file-io.js';
 import { DiskPool, type VolumeState } from './disk-pool.js';
 import { attachDisks, type AttachedDisk } from './disk-set.js';
 import { type AllocatorDiskOptions, ExtentAllocator } from './extent-allocator.js';
@@ -11,6 +12,7 @@ import { ExtentMap, locationDiskIndex, MAX_DISKS } from './extent-map.js';
 import { MetadataStore, POOL_RECORD_VERSION, type PoolDatabase, type PoolRecord } from './metadata-store.js';
 import { DEFAULT_METADATA_QUEUE_LIMIT, PoolFlusher } from './pool-flusher.js';
 import type { DiskSpec } from './pool-types.js';
+import { diskLayerFromEnv } from './power-loss-disk.js';
 
 /**
  * Compose a pool: load (or create) the pool record, attach the disks,
@@ -38,6 +40,11 @@ export interface OpenPoolOptions {
    * sends everything to the threadpool.
    */
   readonly inlineIo?: Partial<InlineIoOptions>;
+  /**
+   * TEST ONLY: a layer under every disk's I/O (power-loss-disk.ts). Default:
+   * whatever PLINTH_TEST_DISK asks for (docs/testing.md), normally none.
+   */
+  readonly diskLayer?: DiskLayer;
 }
 
 export interface OpenPoolModules {
@@ -53,9 +60,13 @@ export async function openPool(options: OpenPoolOptions, modules: OpenPoolModule
     });
   }
   const inlineIo = resolveInlineIoOptions(options.inlineIo);
+  const layer = options.diskLayer ?? diskLayerFromEnv(process.env, logger);
   const metadata = new MetadataStore(modules.db);
   const initialRecord = await loadOrCreateRecord(options.extentSizeBytes, metadata, logger);
-  const { disks, record } = await attachDisks({ specs: options.disks, record: initialRecord, inlineIo }, { metadata, logger });
+  const { disks, record } = await attachDisks(
+    { specs: options.disks, record: initialRecord, inlineIo, ...(layer === undefined ? {} : { layer }) },
+    { metadata, logger },
+  );
   try {
     return await assemblePool({ disks, record, metadataQueueLimit: options.metadataQueueLimit ?? DEFAULT_METADATA_QUEUE_LIMIT }, { metadata, logger });
   } catch (err) {

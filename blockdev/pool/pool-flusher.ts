@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { CoalescedTask } from './coalesced-task.js';
 import type { Disk } from './disk.js';
 import type { ExtentAllocator } from './extent-allocator.js';
@@ -73,6 +74,7 @@ export class PoolFlusher {
     const frees = allocator.takePendingFrees();
     try {
       await settleAll(this.#disks.filter((disk) => disk.dirty).map((disk) => disk.sync()));
+      if (failpoints.armed) await hitFailpoint('pool.flush.after-data-sync');
       await metadata.writeBatch(batch);
     } catch (err) {
       metadata.requeue(batch);

@@ -8,6 +8,7 @@ import type {
   WriteOptions,
   ZeroOptions,
 } from '../block-device.js';
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { assertInRange } from '../range.js';
 import type { Allocation, ExtentAllocator } from './extent-allocator.js';
 import { type ExtentIo, settleAll } from './extent-io.js';
@@ -110,6 +111,7 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, target.length, this.#sizeBytes);
     this.#enter();
     try {
+      if (failpoints.armed) await hitFailpoint('pool.read', this.volumeId);
       const extentSize = this.#extentSizeBytes;
       const firstExtent = Math.floor(offset / extentSize);
       const end = offset + target.length;
@@ -133,6 +135,7 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, data.length, this.#sizeBytes);
     this.#enter();
     try {
+      if (failpoints.armed) await hitFailpoint('pool.write', this.volumeId);
       const extentSize = this.#extentSizeBytes;
       const firstExtent = Math.floor(offset / extentSize);
       const end = offset + data.length;
@@ -159,6 +162,7 @@ export class PoolVolumeStore implements VolumeStore {
   readInline(offset: number, target: Buffer): boolean {
     assertInRange(offset, target.length, this.#sizeBytes);
     this.#assertOpen();
+    if (failpoints.armed) return false; // armed: take read(), where pool.read sits
     const logical = Math.floor(offset / this.#extentSizeBytes);
     const offsetInExtent = offset - logical * this.#extentSizeBytes;
     if (target.length === 0 || offsetInExtent + target.length > this.#extentSizeBytes) {
@@ -176,6 +180,7 @@ export class PoolVolumeStore implements VolumeStore {
   writeInline(offset: number, data: Buffer): boolean {
     assertInRange(offset, data.length, this.#sizeBytes);
     this.#assertOpen();
+    if (failpoints.armed) return false; // armed: take write(), where pool.write sits
     const logical = Math.floor(offset / this.#extentSizeBytes);
     const offsetInExtent = offset - logical * this.#extentSizeBytes;
     if (data.length === 0 || offsetInExtent + data.length > this.#extentSizeBytes) {
@@ -199,6 +204,7 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, lengthBytes, this.#sizeBytes);
     this.#enter();
     try {
+      if (failpoints.armed) await hitFailpoint('pool.write', this.volumeId);
       await this.#eachExtentPiece(offset, lengthBytes, (logical, inExtent, inRequest, pieceBytes) =>
         this.#writevPiece(logical, inExtent, sliceChunks(chunks, inRequest, pieceBytes), pieceBytes),
       );
@@ -224,6 +230,7 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, lengthBytes, this.#sizeBytes);
     this.#enter();
     try {
+      if (failpoints.armed) await hitFailpoint('pool.write', this.volumeId);
       await this.#discard(offset, lengthBytes);
       if (options?.fua === true) {
         await this.#context.flush();
@@ -254,6 +261,7 @@ export class PoolVolumeStore implements VolumeStore {
     }
     this.#enter();
     try {
+      if (failpoints.armed) await hitFailpoint('pool.write', this.volumeId);
       await (noHole ? this.#zeroKeepingAllocated(offset, lengthBytes) : this.#discard(offset, lengthBytes));
       if (options?.fua === true) {
         await this.#context.flush();

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import type { Pool, VolumeStore } from '../pool/pool-types.js';
 import { assertInRange } from '../range.js';
 import { ACTIVITY_REGION_BYTES, VolumeActivity } from './activity-log.js';
@@ -119,6 +120,7 @@ export class ReplicaService {
       }
       case Opcode.FLUSH:
         await activity.aroundFlush(() => store.flush());
+        if (failpoints.armed) await hitFailpoint('replica.flush.before-ack', request.volumeId);
         return Buffer.alloc(0);
       case Opcode.BLOCK_STATUS: {
         assertInRange(offset, lengthBytes, store.sizeBytes);
@@ -147,6 +149,7 @@ export class ReplicaService {
     } finally {
       activity.endWrite(ticket);
     }
+    if (failpoints.armed) await hitFailpoint('replica.write.before-ack', store.volumeId);
     return Buffer.alloc(0);
   }
 

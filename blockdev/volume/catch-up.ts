@@ -1,3 +1,4 @@
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { PlinthError } from '../../common/plinth-error.js';
 import type { BlockDevice, ExtentStatus } from '../block-device.js';
 import { type ByteRegion, type RegionSet, resolveRegions } from './dirty-regions.js';
@@ -67,6 +68,7 @@ export async function catchUpReplica(
       const chunk = next.value;
       try {
         throwIfAborted(options.signal);
+        if (failpoints.armed) await hitFailpoint('rebuild.mid-copy');
         await runChunk(() =>
           options.rangeLock.withRange(chunk.offset, chunk.lengthBytes, () => copyChunk(source, target, chunk, progress)),
         );

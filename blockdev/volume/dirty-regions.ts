@@ -99,3 +99,15 @@ export function resolveRegions(regions: RegionSet, sizeBytes: number): ByteRegio
   if (regions === 'all') return sizeBytes > 0 ? [{ offset: 0, lengthBytes: sizeBytes }] : [];
   return regions.filter((region) => region.lengthBytes > 0);
 }
+
+/** Sorted, with overlapping and touching regions joined. */
+export function mergeByteRegions(regions: readonly ByteRegion[]): ByteRegion[] {
+  const sorted = regions.filter((region) => region.lengthBytes > 0).sort((a, b) => a.offset - b.offset);
+  const merged: Interval[] = [];
+  for (const region of sorted) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && region.offset <= last.end) last.end = Math.max(last.end, region.offset + region.lengthBytes);
+    else merged.push({ start: region.offset, end: region.offset + region.lengthBytes });
+  }
+  return merged.map((interval) => ({ offset: interval.start, lengthBytes: interval.end - interval.start }));
+}

@@ -1,4 +1,5 @@
 import type pino from 'pino';
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { isPlinthError, PlinthError, type PlinthErrorCode, toError } from '../../common/plinth-error.js';
 import type {
   BlockCapabilities,
@@ -11,8 +12,9 @@ import type {
 } from '../block-device.js';
 import { assertInRange } from '../range.js';
 import { type CatchUpProgress, type CatchUpSource, catchUpReplica } from './catch-up.js';
-import type { RegionSet } from './dirty-regions.js';
+import { type ByteRegion, mergeByteRegions, type RegionSet } from './dirty-regions.js';
 import { type GateState, IoGate } from './io-gate.js';
+import { MarkerRefresh } from './marker-refresh.js';
 import { RangeLock } from './range-lock.js';
 import {
   type ReplicaEntry,
@@ -39,6 +41,10 @@ import { assertReplicaFits, volumeBlockSize, volumeCapabilities } from './volume
  *     applies them in the same order; disjoint ones run concurrently.
  *   - Reads go to the local in-sync replica first, else a remote one; a
  *     failed read is retried on the next in-sync replica and reported.
+ *   - Delta resync across owners: the controller keeps a dirty marker of
+ *     every in-sync replica (marker-refresh.ts) and a failure report carries,
+ *     for each in-sync replica, the newest marker that predates every write
+ *     the failed replica may have missed (resync-markers.ts).
  */
 
 export type VolumeOperation = 'read' | 'write' | 'flush' | 'trim' | 'writeZeroes' | 'blockStatus';
@@ -59,12 +65,27 @@ export interface ReplicatedVolumeOptions {
   readonly maxWaiting?: number;
   /** Bound on the dirty-region list kept per out-of-sync replica (default 1024). */
   readonly maxDirtyRegions?: number;
+  /**
+   * Dirty markers of in-sync replicas obtained before this controller was
+   * built: they predate every write it will send (delta resync).
+   */
+  readonly resyncMarkers?: Readonly<Record<string, number>>;
+  /** Fetch a fresh marker of a replica at most this often (default 1000). */
+  readonly markerRefreshMs?: number;
 }
 
 export interface ReplicatedVolumeModules {
   readonly replicas: readonly ReplicaSpec[];
-  /** Commit "replica leaves the in-sync set" through Raft; resolves once committed, rejects if it cannot. */
-  readonly reportReplicaFailure: (replicaId: string, error: Error) => Promise<void>;
+  /**
+   * Commit "replica leaves the in-sync set" through Raft; resolves once
+   * committed, rejects if it cannot. `resyncMarkers`: for each in-sync
+   * replica with one, a dirty marker that predates every write the failed
+   * replica missed (record it with the fault: a later rebuilder copies only
+   * what changed since).
+   */
+  readonly reportReplicaFailure: (replicaId: string, error: Error, resyncMarkers: Readonly<Record<string, number>>) => Promise<void>;
+  /** Ask a replica for its current dirty marker (persisted before it answers). Absent: no markers are recorded. */
+  readonly fetchDirtyMarker?: (replicaId: string) => Promise<number>;
   /** Commit "replica re-enters the in-sync set"; resolves once committed. */
   readonly markInSync: (replicaId: string) => Promise<void>;
   readonly logger: pino.Logger;
@@ -75,6 +96,16 @@ export interface ReplicatedVolumeModules {
 export interface RebuildOptions {
   /** What to copy: the regions the replica missed while out (default), everything, or explicit regions. */
   readonly regions?: RegionSet | 'dirty';
+  /**
+   * With 'dirty' for a replica whose misses this controller did not see (it
+   * arrived faulted): what it missed before, for example from the markers
+   * recorded with its fault. Asked only after the controller started
+   * recording the replica's misses itself, so nothing falls in between;
+   * 'all' or a rejection means a full copy.
+   */
+  readonly missedBefore?: () => Promise<RegionSet>;
+  /** Copied too (the replica's own activity log: writes it acknowledged but may have lost). */
+  readonly extraRegions?: readonly ByteRegion[];
   readonly chunkBytes?: number;
   readonly maxParallelChunks?: number;
   readonly signal?: AbortSignal;
@@ -95,6 +126,7 @@ export class ReplicatedVolume implements BlockDevice {
   private readonly gate: IoGate;
   private readonly rangeLock: RangeLock;
   private readonly replicas: ReplicaSet;
+  private readonly markers: MarkerRefresh;
 
   constructor(options: ReplicatedVolumeOptions, modules: ReplicatedVolumeModules) {
     const devices = modules.replicas.map((replica) => replica.device);
@@ -118,6 +150,15 @@ export class ReplicatedVolume implements BlockDevice {
       assertReplicaFits(replica.id, replica.device, this.sizeBytes, this.capabilities);
     }
     this.replicas = new ReplicaSet(modules.replicas, options.maxDirtyRegions ?? 1024);
+    this.markers = new MarkerRefresh(
+      options.markerRefreshMs === undefined ? {} : { minIntervalMs: options.markerRefreshMs },
+      { fetchMarker: modules.fetchDirtyMarker, nowMs: this.nowMs, logger: this.logger },
+    );
+    const inSync = this.inSyncIds();
+    for (const [replicaId, markerSeq] of Object.entries(options.resyncMarkers ?? {})) {
+      if (inSync.includes(replicaId)) this.markers.book.record(replicaId, markerSeq);
+    }
+    this.markers.refresh(inSync.filter((replicaId) => this.markers.book.markerCount(replicaId) === 0));
   }
 
   get state(): GateState {
@@ -185,7 +226,15 @@ export class ReplicatedVolume implements BlockDevice {
   }
 
   flush(): Promise<void> {
-    return this.track('flush', () => this.fanOut((device) => device.flush(), undefined));
+    return this.track('flush', async () => {
+      await this.fanOut((device) => device.flush(), undefined);
+      this.markers.refresh(this.inSyncIds());
+    });
+  }
+
+  /** Resolves once the marker fetches started so far have settled (tests). */
+  markersSettled(): Promise<void> {
+    return this.markers.settled();
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -244,11 +293,18 @@ export class ReplicatedVolume implements BlockDevice {
         state: entry.state,
       });
     }
-    const regions = options.regions === undefined || options.regions === 'dirty' ? entry.dirty.snapshot() : options.regions;
-    entry.dirty.clear();
-    this.setState(entry, 'rebuilding');
     const controller = new AbortController();
     entry.catchUp = controller;
+    let regions: RegionSet;
+    try {
+      regions = await this.regionsToCopy(entry, options);
+    } catch (error) {
+      entry.catchUp = undefined;
+      throw error;
+    }
+    // Synchronously from here: a write missed after regionsToCopy read the dirty set reaches the replica itself.
+    entry.dirty.clear();
+    this.setState(entry, 'rebuilding');
     let progress: CatchUpProgress;
     try {
       progress = await this.copyInto(entry, regions, controller.signal, options);
@@ -263,6 +319,43 @@ export class ReplicatedVolume implements BlockDevice {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /**
+   * What a rebuild copies. A replica that arrived faulted has 'all' as its
+   * dirty set; with `missedBefore` the controller first starts recording its
+   * misses precisely (clear), then asks what it missed before: a write
+   * missed while the question is out is in one answer or the other.
+   */
+  private async regionsToCopy(entry: ReplicaEntry, options: RebuildOptions): Promise<RegionSet> {
+    if (options.regions !== undefined && options.regions !== 'dirty') return options.regions;
+    const extra = options.extraRegions ?? [];
+    const missed = entry.dirty.snapshot();
+    if (missed !== 'all') return mergeByteRegions([...missed, ...extra]);
+    if (options.missedBefore === undefined) return 'all';
+    entry.dirty.clear();
+    let before: RegionSet;
+    try {
+      before = await options.missedBefore();
+    } catch (error) {
+      entry.dirty.markAll();
+      this.logger.warn({ err: toError(error), replicaId: entry.replica.id }, 'what the replica missed is unknown: full copy');
+      return 'all';
+    }
+    this.gate.assertNotStopped();
+    if (this.replicas.all().every((candidate) => candidate !== entry) || entry.state !== 'faulted') {
+      throw new PlinthError('INVALID_ARGUMENT', `replica ${entry.replica.id} changed while its rebuild was being planned`, { replicaId: entry.replica.id });
+    }
+    const since = entry.dirty.snapshot();
+    if (before === 'all' || since === 'all') {
+      entry.dirty.markAll();
+      return 'all';
+    }
+    return mergeByteRegions([...before, ...since, ...extra]);
+  }
+
+  private inSyncIds(): string[] {
+    return this.replicas.all().filter((entry) => entry.state === 'in-sync').map((entry) => entry.replica.id);
+  }
 
   private async copyInto(
     entry: ReplicaEntry,
@@ -393,14 +486,20 @@ export class ReplicatedVolume implements BlockDevice {
     const targets = this.replicas.writeTargets();
     const inSyncAtDispatch = targets.filter((entry) => entry.state === 'in-sync');
     if (inSyncAtDispatch.length === 0) throw this.noInSyncReplicaError();
-    const results = await Promise.allSettled(targets.map((entry) => apply(entry.replica.device)));
+    // A mutation stays unsettled for the marker choice until every failure it caused was reported.
+    const dispatch = range === undefined ? undefined : this.markers.book.dispatch();
     const acknowledged = new Set<string>();
-    results.forEach((result, index) => {
-      const entry = targets[index];
-      if (entry === undefined) return;
-      if (result.status === 'fulfilled') acknowledged.add(entry.replica.id);
-      else this.onReplicaError(entry, result.reason);
-    });
+    try {
+      const results = await Promise.allSettled(targets.map((entry) => apply(entry.replica.device)));
+      results.forEach((result, index) => {
+        const entry = targets[index];
+        if (entry === undefined) return;
+        if (result.status === 'fulfilled') acknowledged.add(entry.replica.id);
+        else this.onReplicaError(entry, result.reason);
+      });
+    } finally {
+      if (dispatch !== undefined) this.markers.book.settled(dispatch);
+    }
     if (range !== undefined) this.replicas.recordMissed(range.offset, range.lengthBytes, acknowledged);
     this.gate.assertNotStopped();
     // Invariant 2: every in-sync replica that missed this must have left the set first.
@@ -412,6 +511,7 @@ export class ReplicatedVolume implements BlockDevice {
         volumeId: this.volumeId,
       });
     }
+    if (failpoints.armed && range !== undefined) await hitFailpoint('controller.write.after-fanout', this.volumeId);
   }
 
   /** Read from in-sync replicas, local first; a failing one is reported and the next one tried. */
@@ -458,11 +558,13 @@ export class ReplicatedVolume implements BlockDevice {
       return;
     }
     if (entry.state !== 'in-sync' && entry.state !== 'joining') return; // already leaving or out
-    this.logger.warn({ err: error, replicaId }, 'replica failed; reporting it out of the in-sync set');
+    // Chosen now, while every write this replica may have missed is still unsettled or later.
+    const markers = this.markers.book.markersBefore(this.inSyncIds().filter((id) => id !== replicaId));
+    this.logger.warn({ err: error, replicaId, resyncMarkers: markers }, 'replica failed; reporting it out of the in-sync set');
     const afterJoin = entry.join ?? Promise.resolve(true);
     this.setState(entry, 'leaving');
     entry.leave = afterJoin
-      .then(() => this.modules.reportReplicaFailure(replicaId, error))
+      .then(() => this.modules.reportReplicaFailure(replicaId, error, markers))
       .then(
         () => {
           entry.leave = undefined;
@@ -514,7 +616,11 @@ export class ReplicatedVolume implements BlockDevice {
   }
 
   private setState(entry: ReplicaEntry, state: ReplicaState): void {
+    const wasInSync = entry.state === 'in-sync';
     entry.state = state;
+    // Only replicas in the in-sync set offer markers: one that was out has no continuous history to vouch for.
+    if (wasInSync && state !== 'in-sync') this.markers.forget(entry.replica.id);
+    if (!wasInSync && state === 'in-sync') this.markers.refresh([entry.replica.id], true);
     this.modules.metrics?.replicaStateChanged?.(entry.replica.id, state);
   }
 }

@@ -9,6 +9,7 @@
  * log entry and one ReadIndex round (command-batch.ts), so N concurrent callers
  * cost one append, one sync and one heartbeat round, not N.
  */
+import { failpoints, hitFailpoint, hitFailpointSync } from '../../common/failpoints/failpoints.js';
 import { PlinthError, isPlinthError, toError } from '../../common/plinth-error.js';
 import { bootstrapState, DEFAULT_RAFT_LIMITS, RaftCore } from '../raft/index.js';
 import type { ConfChange, Message, Ready, RaftRole, RaftStatus, SoftState } from '../raft/types.js';
@@ -212,6 +213,7 @@ export class RaftNode<R> {
       return;
     }
     this.#lastContactMs.set(from, this.#clock.nowMs());
+    if (failpoints.armed && message.type === 'snapshot-chunk' && message.offset > 0 && !this.#snapshotChunkPasses(from)) return;
     this.#core.step(message);
     this.#schedule();
   }
@@ -268,6 +270,7 @@ export class RaftNode<R> {
     const early = this.#softState.role === 'leader' && termDurable ? ready.messages.filter(isLeaderReplication) : [];
     for (const message of early) this.#modules.transport.send(message.to, message);
     // Types.ts step 1: durable before anything else is sent (Raft Figure 2).
+    if (failpoints.armed && ready.entries.length > 0) await hitFailpoint('raft.append.before-persist', this.#options.nodeId);
     if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
       await this.#storage.persist({
         entries: ready.entries,
@@ -276,7 +279,19 @@ export class RaftNode<R> {
       });
     }
     for (const message of ready.messages) if (!early.includes(message)) this.#modules.transport.send(message.to, message);
+    if (failpoints.armed && ready.committedEntries.length > 0) await hitFailpoint('raft.apply.before', this.#options.nodeId);
     this.#applier.apply(ready, this.#softState.leaderId);
+  }
+
+  /** Failpoint raft.install-snapshot.mid-chunk (issue 7): false drops the chunk, as if the network lost it. */
+  #snapshotChunkPasses(from: string): boolean {
+    try {
+      hitFailpointSync('raft.install-snapshot.mid-chunk', from);
+      return true;
+    } catch (err) {
+      this.#modules.logger.warn({ err: toError(err), from }, 'raft: failpoint dropped an InstallSnapshot chunk');
+      return false;
+    }
   }
 
   #onSoftState(soft: SoftState): void {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { armFailpointsFromEnv } from '../../common/failpoints/arm-failpoints.js';
+import { failpoints } from '../../common/failpoints/failpoints.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { createLogger } from '../logging/create-logger.js';
@@ -47,7 +49,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env) }, { logger });
+    // Test knobs, deliberately not config keys (parse-env.ts ignores other PLINTH_* names): issue 7.
+    armFailpointsFromEnv(failpoints, process.env, logger);
+    const testApi = process.env['PLINTH_TEST_API'] === '1';
+    if (testApi) logger.warn('PLINTH_TEST_API=1: the test-only API (/v1/debug/failpoints) is served');
+    daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env), testApi }, { logger });
   } catch (err) {
     return fail(err, logger);
   }

@@ -11,6 +11,7 @@ import type {
   RebuildProgressView,
   VolumeView,
 } from '../control-plane.js';
+import { drainProgress, planDrain } from '../reconciler/drain-plan.js';
 import { applyCommand } from '../state/apply-command.js';
 import { freeVolumeSpace } from '../volume/applied-state-watcher.js';
 import { findVolume, type VolumeRecord } from '../state/cluster-state.js';
@@ -80,12 +81,33 @@ export class LocalControlPlane implements ControlPlane {
     await this.#barrier();
     const localPool = this.#modules.pool.stats();
     const leaderId = this.#leaderId();
-    return Object.values(this.#modules.commands.state.nodes)
+    const state = this.#modules.commands.state;
+    const plan = planDrain(state);
+    return Object.values(state.nodes)
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((node) => {
         const isLocal = node.id === this.#options.nodeId;
-        return nodeView(node, { isLocal, isLeader: node.id === leaderId, pool: isLocal ? localPool : null });
+        const drain = drainProgress(state, node.id, plan);
+        return nodeView(node, { isLocal, isLeader: node.id === leaderId, pool: isLocal ? localPool : null, ...(drain === undefined ? {} : { drain }) });
       });
+  }
+
+  /** `node drain`: commit node.drain; the drain reconciler (leader) and the node itself do the moving. */
+  async drainNode(nodeId: string): Promise<NodeView> {
+    return this.#setDraining(nodeId, true);
+  }
+
+  /** `node undrain`: cancel; replicas already moved stay where they are. */
+  async undrainNode(nodeId: string): Promise<NodeView> {
+    return this.#setDraining(nodeId, false);
+  }
+
+  async #setDraining(nodeId: string, draining: boolean): Promise<NodeView> {
+    await this.#modules.commands.propose({ type: 'node.drain', nodeId, draining, at: this.#clock().toISOString() });
+    this.#modules.logger.info({ node: nodeId, draining }, draining ? 'node draining' : 'node drain cancelled');
+    const view = (await this.nodes()).find((node) => node.id === nodeId);
+    if (view === undefined) throw new PlinthError('NODE_NOT_FOUND', `node ${JSON.stringify(nodeId)} is not a member of the cluster`, { nodeId });
+    return view;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { PoolStats } from '../../blockdev/pool/pool-types.js';
-import type { DiskView, NodeView, RebuildProgressView, VolumeView } from '../control-plane.js';
+import type { DiskView, NodeDrainView, NodeView, RebuildProgressView, VolumeView } from '../control-plane.js';
 import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
 
 /**
@@ -45,6 +45,8 @@ export interface NodeFacts {
   readonly isLeader: boolean;
   /** The local pool's stats; null for other nodes (their committed summary is used). */
   readonly pool: PoolStats | null;
+  /** Drain progress while the node is draining (drain-plan.ts drainProgress). */
+  readonly drain?: NodeDrainView;
 }
 
 export function nodeView(node: NodeRecord, facts: NodeFacts): NodeView {
@@ -65,5 +67,6 @@ export function nodeView(node: NodeRecord, facts: NodeFacts): NodeView {
     disks,
     capacityBytes: facts.pool?.capacityBytes ?? node.capacityBytes,
     usedBytes: facts.pool?.usedBytes ?? node.capacityBytes - node.freeBytes,
+    ...(facts.drain === undefined ? {} : { drain: facts.drain }),
   };
 }

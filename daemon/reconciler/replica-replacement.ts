@@ -1,7 +1,7 @@
 import { PlinthError } from '../../common/plinth-error.js';
 import type { CommandProposer } from '../control/command-proposer.js';
 import { placeReplicas } from '../scheduler/place-replicas.js';
-import type { SchedulerNode } from '../scheduler/placement-types.js';
+import { drainingNodeIds, schedulerNodesOf } from '../scheduler/scheduler-nodes.js';
 import { findVolume } from '../state/cluster-state.js';
 
 /**
@@ -20,6 +20,12 @@ export interface ReplicaReplacementPort {
   addReplica(name: string, nodeId: string): Promise<void>;
   /** Commit the removal of the replica on nodeId (refused for the last in-sync one). */
   removeReplica(name: string, nodeId: string): Promise<void>;
+  /**
+   * The command log behind the port, when there is one: the leader-side drain
+   * and locality reconcilers (issue 4 "Drain", data locality) plan from its
+   * committed state and propose through it. Absent: they do not run.
+   */
+  readonly commands?: CommandProposer;
 }
 
 export interface ProposerReplacementModules {
@@ -33,19 +39,21 @@ export function proposerReplacementPort(modules: ProposerReplacementModules): Re
   const { commands } = modules;
   const nowIso = modules.nowIso ?? (() => new Date().toISOString());
   return {
+    commands,
     replicaCount: (name) => findVolume(commands.state, name)?.replicaCount,
     chooseReplacementNode: (name) => {
       const volume = findVolume(commands.state, name);
       if (volume === undefined) return undefined;
-      const nodes: SchedulerNode[] = Object.values(commands.state.nodes).map((node) => ({
-        id: node.id,
-        labels: node.labels,
-        freeBytes: node.freeBytes,
-        capacityBytes: node.capacityBytes,
-        up: node.state === 'up',
-      }));
-      // Thin provisioning reserves nothing: like volume.create, ask for 0 free bytes.
-      const placed = placeReplicas({ nodes, replicaCount: 1, sizeBytes: 0, exclude: volume.replicas.map((replica) => replica.nodeId) });
+      const nodes = schedulerNodesOf(commands.state);
+      const holders = volume.replicas.map((replica) => replica.nodeId);
+      // Thin provisioning reserves nothing: like volume.create, ask for 0 free bytes. Draining nodes take nothing new.
+      const placed = placeReplicas({
+        nodes,
+        replicaCount: 1,
+        sizeBytes: 0,
+        exclude: [...holders, ...drainingNodeIds(commands.state)],
+        existingNodeIds: holders,
+      });
       return placed instanceof PlinthError ? undefined : placed[0];
     },
     addReplica: async (name, nodeId) => {

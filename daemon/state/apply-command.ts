@@ -9,7 +9,8 @@ import type {
   VolumeDetachCommand,
   VolumeResizeCommand,
 } from './commands.js';
-import { joinNode, removeNode, reportCapacity, setNodeLiveness, type NodeApplied } from './node-commands.js';
+import { assertCurrentReplicaAvailable, stampCurrentReplicas } from './data-generations.js';
+import { joinNode, removeNode, reportCapacity, setNodeDraining, setNodeLiveness, type NodeApplied } from './node-commands.js';
 import { addReplica, changeReplicaState, removeReplica, type VolumeApplied } from './replica-commands.js';
 import { assertTimestamp, requireNode, requireVolume, withVolume } from './state-assertions.js';
 import {
@@ -61,6 +62,8 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return nodeResult(setNodeLiveness(state, command));
     case 'node.capacity':
       return nodeResult(reportCapacity(state, command));
+    case 'node.drain':
+      return nodeResult(setNodeDraining(state, command));
     case 'volume.create':
       return createVolume(state, command);
     case 'volume.resize':
@@ -175,7 +178,8 @@ function deleteVolume(state: ClusterState, command: VolumeDeleteCommand): Applie
 /**
  * Invariant 3: every change of owner commits a higher generation. Taking a
  * volume from another owner needs force, unless that owner is down (failover)
- * or no longer a member.
+ * or no longer a member. Issue 7: refused with NO_CURRENT_REPLICA unless a
+ * replica holding the latest data generation can serve (data-generations.ts).
  */
 function attachVolume(state: ClusterState, command: VolumeAttachCommand): Applied {
   const volume = requireVolume(state, command.name);
@@ -197,7 +201,10 @@ function attachVolume(state: ClusterState, command: VolumeAttachCommand): Applie
       { name: volume.name, attachedTo: owner.id },
     );
   }
-  return volumeResult(asVolumeApplied(state, { ...volume, attachedTo: command.nodeId, generation: volume.generation + 1 }));
+  // Issue 7: a new generation only where current data can be served; it stamps the current replicas.
+  assertCurrentReplicaAvailable(state, volume, command.nodeId);
+  const generation = volume.generation + 1;
+  return volumeResult(asVolumeApplied(state, { ...volume, attachedTo: command.nodeId, generation, replicas: stampCurrentReplicas(volume.replicas, generation) }));
 }
 
 function detachVolume(state: ClusterState, command: VolumeDetachCommand): Applied {

@@ -35,6 +35,13 @@ export interface NodeRecord {
   readonly diskCount: number;
   /** ISO-8601 of the last node.capacity; null before the first report. */
   readonly capacityReportedAt: string | null;
+  /**
+   * ISO-8601 of the node.drain that started draining it (issue 4 "Drain"):
+   * no new replicas go there and the drain reconciler moves its replicas and
+   * attachments away. Absent: not draining (also in snapshots and logs
+   * written before drain existed).
+   */
+  readonly drainingSince?: string;
 }
 
 /**
@@ -50,6 +57,22 @@ export interface ReplicaRecord {
   readonly state: ReplicaState;
   /** ISO-8601 of the last state change, decided by the proposer (grace period clock). */
   readonly since: string;
+  /**
+   * Not in-sync only: node id of an in-sync replica → its dirty marker from
+   * before the first write this replica missed (recorded by replica.fault).
+   * A rebuilder copies what changed on that replica since; absent (old
+   * state, or no marker known): a full copy.
+   */
+  readonly resyncMarkers?: Readonly<Record<string, number>>;
+  /**
+   * Data generation (issue 7, data-generations.ts): the highest volume
+   * generation whose acknowledged writes this replica is known to hold.
+   * Stamped with the new generation on every current replica when an attach
+   * commits one, frozen by replica.fault, set to the current generation by
+   * replica.in-sync. Absent (snapshots and logs from before issue 7, or a
+   * replica never stamped): unknown, read as 0.
+   */
+  readonly dataGeneration?: number;
 }
 
 export const DEFAULT_GRACE_MS = 10 * 60 * 1000;
@@ -114,6 +137,11 @@ export function inSyncNodeIds(volume: VolumeRecord): string[] {
 
 export function findReplica(volume: VolumeRecord, nodeId: string): ReplicaRecord | undefined {
   return volume.replicas.find((replica) => replica.nodeId === nodeId);
+}
+
+/** True when the node exists and an operator asked to drain it (node.drain). */
+export function isNodeDraining(state: ClusterState, nodeId: string): boolean {
+  return findNode(state, nodeId)?.drainingSince !== undefined;
 }
 
 /** True when the node exists and its last committed liveness is up. */

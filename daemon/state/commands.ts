@@ -49,6 +49,17 @@ export interface NodeCapacityCommand {
   readonly at: string;
 }
 
+/**
+ * `node drain ID` (draining: true) and `node undrain ID` (false), issue 4
+ * "Drain". Idempotent: draining a draining node keeps its first `at`.
+ */
+export interface NodeDrainCommand {
+  readonly type: 'node.drain';
+  readonly nodeId: string;
+  readonly draining: boolean;
+  readonly at: string;
+}
+
 export interface VolumeCreateCommand {
   readonly type: 'volume.create';
   readonly id: string;
@@ -108,6 +119,12 @@ export interface ReplicaFaultCommand {
   readonly nodeId: string;
   readonly generation: number;
   readonly at: string;
+  /**
+   * Delta resync (issue 4): node id of an in-sync replica → a dirty marker it
+   * handed out before the first write the faulted replica missed. Absent in
+   * old entries: the replica is rebuilt by a full copy.
+   */
+  readonly resyncMarkers?: Readonly<Record<string, number>>;
 }
 
 export interface ReplicaRebuildingCommand {
@@ -148,6 +165,7 @@ export type Command =
   | NodeDownCommand
   | NodeUpCommand
   | NodeCapacityCommand
+  | NodeDrainCommand
   | VolumeCreateCommand
   | VolumeResizeCommand
   | VolumeDeleteCommand
@@ -174,6 +192,7 @@ const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'node.down': { nodeId: 'string', at: 'string' },
   'node.up': { nodeId: 'string', at: 'string' },
   'node.capacity': { nodeId: 'string', capacityBytes: 'number', freeBytes: 'number', diskCount: 'number', at: 'string' },
+  'node.drain': { nodeId: 'string', draining: 'boolean', at: 'string' },
   'volume.create': {
     id: 'string',
     name: 'string',
@@ -187,7 +206,7 @@ const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'volume.delete': { name: 'string' },
   'volume.attach': { name: 'string', nodeId: 'string', force: 'boolean?', expectedGeneration: 'number?' },
   'volume.detach': { name: 'string' },
-  'replica.fault': REPLICA_FIELDS,
+  'replica.fault': { ...REPLICA_FIELDS, resyncMarkers: 'object?' },
   'replica.rebuilding': REPLICA_FIELDS,
   'replica.in-sync': REPLICA_FIELDS,
   'replica.add': { name: 'string', nodeId: 'string', at: 'string' },

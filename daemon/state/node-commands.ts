@@ -1,7 +1,7 @@
 import { PlinthError } from '../../common/plinth-error.js';
 import { isValidNodeId } from '../config/setting-parsers.js';
 import { findNode, nodeCount, type ClusterState, type NodeLabels, type NodeRecord, type VolumeRecord } from './cluster-state.js';
-import type { NodeCapacityCommand, NodeDownCommand, NodeJoinCommand, NodeRemoveCommand, NodeUpCommand } from './commands.js';
+import type { NodeCapacityCommand, NodeDownCommand, NodeDrainCommand, NodeJoinCommand, NodeRemoveCommand, NodeUpCommand } from './commands.js';
 import { assertByteCount, assertTimestamp, requireNode, withNode } from './state-assertions.js';
 import { MAX_NODES } from './volume-rules.js';
 
@@ -83,7 +83,7 @@ export function removeNode(state: ClusterState, command: NodeRemoveCommand): Nod
     throw new PlinthError(
       'LAST_IN_SYNC_REPLICA',
       `node ${node.id} holds the last in-sync replica of ${stranded.length} volume(s) (${stranded.slice(0, 5).join(', ')}); ` +
-        'add replicas elsewhere or delete the volumes first',
+        `drain it first (plinth node drain ${node.id} --wait) or delete the volumes`,
       { nodeId: node.id, volumes: stranded.slice(0, 20) },
     );
   }
@@ -124,5 +124,25 @@ export function reportCapacity(state: ClusterState, command: NodeCapacityCommand
     diskCount: command.diskCount,
     capacityReportedAt: command.at,
   };
+  return { state: withNode(state, updated), node: updated };
+}
+
+/**
+ * Start or cancel draining (issue 4 "Drain"). Draining only changes where
+ * the scheduler may place and what the drain reconciler moves; nothing is
+ * taken away by this entry itself, so it never lowers redundancy.
+ */
+export function setNodeDraining(state: ClusterState, command: NodeDrainCommand): NodeApplied {
+  const node = requireNode(state, command.nodeId);
+  assertTimestamp(command.at, 'at');
+  const draining = node.drainingSince !== undefined;
+  if (draining === command.draining) return { state, node };
+  let updated: NodeRecord;
+  if (command.draining) {
+    updated = { ...node, drainingSince: command.at };
+  } else {
+    const { drainingSince: _cancelled, ...rest } = node;
+    updated = rest;
+  }
   return { state: withNode(state, updated), node: updated };
 }

@@ -60,7 +60,51 @@ export function changeReplicaState(state: ClusterState, command: GenerationComma
     );
   }
   if (replica.state === 'in-sync') assertNotLastInSync(volume, replica.nodeId, command.type);
-  return replaceReplicas(state, volume, volume.replicas.map((r) => (r.nodeId === replica.nodeId ? { ...r, state: target, since: command.at } : r)));
+  // Issue 7 (data-generations.ts): a fault freezes the data generation; back in-sync after a complete catch-up means current.
+  const dataGeneration = command.type === 'replica.in-sync' ? { dataGeneration: volume.generation } : {};
+  const changed = withResyncMarkers({ ...replica, state: target, since: command.at, ...dataGeneration }, resyncMarkersAfter(volume, replica, command));
+  return replaceReplicas(state, volume, volume.replicas.map((r) => (r.nodeId === replica.nodeId ? changed : r)));
+}
+
+/**
+ * Delta resync markers (issue 4) across a transition: leaving the in-sync set
+ * records the command's markers of the other in-sync replicas; a replica
+ * already out keeps the markers of its first fault (a newer marker would
+ * not cover what it missed before: data loss); back in-sync drops them.
+ */
+function resyncMarkersAfter(volume: VolumeRecord, replica: ReplicaRecord, command: GenerationCommand): Readonly<Record<string, number>> | undefined {
+  if (command.type === 'replica.in-sync') return undefined;
+  if (command.type !== 'replica.fault' || replica.state !== 'in-sync') return replica.resyncMarkers;
+  const offered = command.resyncMarkers;
+  if (offered === undefined) return undefined;
+  const kept: Record<string, number> = {};
+  for (const other of volume.replicas) {
+    if (other.nodeId === replica.nodeId || other.state !== 'in-sync' || !Object.hasOwn(offered, other.nodeId)) continue;
+    const markerSeq = offered[other.nodeId];
+    if (typeof markerSeq !== 'number' || !Number.isSafeInteger(markerSeq) || markerSeq < 0) {
+      throw new PlinthError('INVALID_ARGUMENT', `replica.fault of ${replica.nodeId}: resync marker of ${other.nodeId} must be a non-negative integer`, {
+        name: volume.name,
+        nodeId: other.nodeId,
+      });
+    }
+    kept[other.nodeId] = markerSeq;
+  }
+  return Object.keys(kept).length === 0 ? undefined : kept;
+}
+
+function withResyncMarkers(replica: ReplicaRecord, markers: Readonly<Record<string, number>> | undefined): ReplicaRecord {
+  const { resyncMarkers: _previous, ...rest } = replica;
+  return markers === undefined ? rest : { ...rest, resyncMarkers: markers };
+}
+
+/** A replica on `nodeId` starts a new history (added, or removed): markers of its old one are void. */
+function dropMarkersOf(replicas: readonly ReplicaRecord[], nodeId: string): ReplicaRecord[] {
+  return replicas.map((replica) => {
+    const markers = replica.resyncMarkers;
+    if (markers === undefined || !Object.hasOwn(markers, nodeId)) return replica;
+    const { [nodeId]: _void, ...rest } = markers;
+    return withResyncMarkers(replica, Object.keys(rest).length === 0 ? undefined : rest);
+  });
 }
 
 /** A new replica (no data yet, so rebuilding); at most one more than the replica count at a time. */
@@ -82,7 +126,7 @@ export function addReplica(state: ClusterState, command: ReplicaAddCommand): Vol
     );
   }
   const added: ReplicaRecord = { nodeId: command.nodeId, state: 'rebuilding', since: command.at };
-  return replaceReplicas(state, volume, [...volume.replicas, added]);
+  return replaceReplicas(state, volume, [...dropMarkersOf(volume.replicas, command.nodeId), added]);
 }
 
 export function removeReplica(state: ClusterState, command: ReplicaRemoveCommand): VolumeApplied {
@@ -95,7 +139,7 @@ export function removeReplica(state: ClusterState, command: ReplicaRemoveCommand
       nodeId: replica.nodeId,
     });
   }
-  return replaceReplicas(state, volume, volume.replicas.filter((r) => r.nodeId !== replica.nodeId));
+  return replaceReplicas(state, volume, dropMarkersOf(volume.replicas.filter((r) => r.nodeId !== replica.nodeId), replica.nodeId));
 }
 
 function requireReplica(volume: VolumeRecord, nodeId: string): ReplicaRecord {

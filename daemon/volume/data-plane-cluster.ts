@@ -13,6 +13,10 @@ export type ReplicaHealth = 'in-sync' | 'rebuilding' | 'faulted';
 export interface PlacedReplica {
   readonly nodeId: string;
   readonly state: ReplicaHealth;
+  /** Out of sync only: in-sync replica's node id → dirty marker from before the first write this one missed (delta resync). */
+  readonly resyncMarkers?: Readonly<Record<string, number>>;
+  /** Issue 7: highest generation whose acknowledged writes it holds; missing = 0 (daemon/state/data-generations.ts). */
+  readonly dataGeneration?: number;
 }
 
 export interface VolumePlacement {
@@ -40,8 +44,12 @@ export interface DataPlaneCluster {
   peerAddress(nodeId: string): PeerAddress | undefined;
   /** Commit "volume attached to nodeId" with a new, higher generation; resolves with the committed placement. */
   attach(name: string, nodeId: string, force: boolean): Promise<VolumePlacement>;
-  /** Commit "replica on nodeId leaves the in-sync set" (invariant 2); refused if `generation` is stale. */
-  faultReplica(name: string, nodeId: string, generation: number): Promise<void>;
+  /**
+   * Commit "replica on nodeId leaves the in-sync set" (invariant 2); refused
+   * if `generation` is stale. `resyncMarkers`: dirty markers of the in-sync
+   * replicas that predate every write it missed (delta resync, issue 4).
+   */
+  faultReplica(name: string, nodeId: string, generation: number, resyncMarkers?: Readonly<Record<string, number>>): Promise<void>;
   /** Commit "replica on nodeId is being rebuilt" (progress is visible; not in the in-sync set). */
   markRebuilding(name: string, nodeId: string, generation: number): Promise<void>;
   /** Commit "replica on nodeId is back in the in-sync set" (invariant 4: only after a complete catch-up). */

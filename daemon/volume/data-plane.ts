@@ -5,6 +5,11 @@ import type { ReplicaDatabase } from '../../blockdev/replica/replica-database.js
 import { type ReplicaServer, startReplicaServer } from '../../blockdev/replica/replica-server.js';
 import { RebuildReconciler, type RebuildReconcilerOptions } from '../reconciler/rebuild-reconciler.js';
 import type { ReplicaReplacementPort } from '../reconciler/replica-replacement.js';
+import type { CommandProposer } from '../control/command-proposer.js';
+import { createDrainReconciler } from '../reconciler/drain-reconciler.js';
+import type { LeaderReconciler } from '../reconciler/leader-reconciler.js';
+import { createLocalityReconciler } from '../reconciler/locality-reconciler.js';
+import { SessionReplicaSync } from './session-replica-sync.js';
 import type { DataPlaneCluster } from './data-plane-cluster.js';
 import { VolumeSessions, type VolumeSessionsOptions } from './volume-sessions.js';
 
@@ -12,9 +17,12 @@ import { VolumeSessions, type VolumeSessionsOptions } from './volume-sessions.js
  * The data plane of one node (issue 4, part B), built by the composition
  * root: the replica server every node runs (it serves this node's replicas
  * to owners elsewhere, and to this node's own sessions in-process), the
- * volume sessions of volumes attached here, and the rebuild reconciler.
+ * volume sessions of volumes attached here, the rebuild reconciler, the
+ * sync of sessions with the committed replica sets and, given the command
+ * log (through the replacement port), the leader's drain and locality
+ * reconcilers (issue 4 "Drain" and "Scheduler").
  *
- * Close order is the reverse of start: reconciler, sessions (drain client
+ * Close order is the reverse of start: reconcilers, sessions (drain client
  * I/O), then the replica server.
  */
 
@@ -32,6 +40,17 @@ export interface DataPlaneOptions {
   readonly maxIoBytes?: number;
   readonly sessions?: Omit<VolumeSessionsOptions, 'nodeId'>;
   readonly reconciler?: RebuildReconcilerOptions;
+  /** The leader's replica moves (drain, locality); both on by default when the command log is known. */
+  readonly moves?: ReplicaMoveOptions;
+}
+
+export interface ReplicaMoveOptions {
+  readonly intervalMs?: number;
+  readonly maxMovingVolumes?: number;
+  readonly drain?: boolean;
+  readonly locality?: boolean;
+  /** How often owner sessions pick up committed replica.add / replica.remove. */
+  readonly syncIntervalMs?: number;
 }
 
 export interface DataPlaneModules {
@@ -76,6 +95,12 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
     ...(modules.replacement === undefined ? {} : { replacement: modules.replacement }),
   });
   reconciler.start();
+  const sync = new SessionReplicaSync(
+    { nodeId: options.nodeId, ...(options.moves?.syncIntervalMs === undefined ? {} : { intervalMs: options.moves.syncIntervalMs }) },
+    { sessions: () => sessions.list(), cluster: modules.cluster, logger },
+  );
+  sync.start();
+  const movers = modules.replacement?.commands === undefined ? [] : startReplicaMovers(options, modules.replacement.commands, logger);
   let closing: Promise<void> | undefined;
   return {
     replicaServer,
@@ -84,6 +109,8 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
     acceptSocket: (socket) => replicaServer.acceptSocket(socket),
     close: () => {
       closing ??= (async () => {
+        await Promise.all(movers.map((mover) => mover.close()));
+        await sync.close();
         reconciler.close();
         await sessions.closeAll();
         await reconciler.settled();
@@ -92,4 +119,25 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
       return closing;
     },
   };
+}
+
+/** The leader-side drain and locality reconcilers over the command log; they idle on followers. */
+function startReplicaMovers(options: DataPlaneOptions, commands: CommandProposer, logger: Logger): LeaderReconciler[] {
+  const moves = options.moves ?? {};
+  const modules = {
+    state: () => commands.state,
+    // A log without a leader (LocalCommandLog, one process) is its own leader.
+    isLeader: () => commands.leaderId === undefined || commands.leaderId === options.nodeId,
+    propose: (command: Parameters<CommandProposer['propose']>[0]) => commands.propose(command),
+    logger,
+  };
+  const shared = {
+    ...(moves.intervalMs === undefined ? {} : { intervalMs: moves.intervalMs }),
+    ...(moves.maxMovingVolumes === undefined ? {} : { maxMovingVolumes: moves.maxMovingVolumes }),
+  };
+  const movers: LeaderReconciler[] = [];
+  if (moves.drain !== false) movers.push(createDrainReconciler(shared, modules));
+  if (moves.locality !== false) movers.push(createLocalityReconciler(shared, modules));
+  for (const mover of movers) mover.start();
+  return movers;
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { type CatchUpProgress, catchUpReplica } from '../../blockdev/volume/catch-up.js';
-import type { ByteRegion } from '../../blockdev/volume/dirty-regions.js';
+import { type ByteRegion, mergeByteRegions } from '../../blockdev/volume/dirty-regions.js';
 import { RangeLock } from '../../blockdev/volume/range-lock.js';
 import { MAX_REGIONS_PER_REPLY, type RegionList } from '../../blockdev/replica/replica-payloads.js';
 
@@ -139,16 +139,41 @@ async function copyToAll(
 
 /** Every active region of a replica over the whole volume, paged so each answer stays under the reply limit. */
 export async function activeByteRegions(replica: ResyncReplica, sizeBytes: number): Promise<ByteRegion[]> {
+  const regions = await pagedByteRegions(replica.id, (offset, lengthBytes) => replica.getActivity(offset, lengthBytes), sizeBytes);
+  if (regions === 'all') throw new PlinthError('IO_ERROR', `replica ${replica.id} answered an incomplete activity log`, { replicaId: replica.id });
+  return regions;
+}
+
+/** GET_DIRTY of one replica over [offset, +lengthBytes) since a marker. */
+export type DirtyQuestion = (markerSeq: number, offset: number, lengthBytes: number) => Promise<RegionList>;
+
+/**
+ * Every region of the replica changed since `markerSeq` (delta resync, issue
+ * 4), or 'all' when the replica cannot tell (the marker is unknown to it:
+ * its tracking restarted since).
+ */
+export function dirtyByteRegions(replicaId: string, ask: DirtyQuestion, markerSeq: number, sizeBytes: number): Promise<ByteRegion[] | 'all'> {
+  return pagedByteRegions(replicaId, (offset, lengthBytes) => ask(markerSeq, offset, lengthBytes), sizeBytes);
+}
+
+/** Pages a region question over the volume; 'all' as soon as one answer is incomplete. */
+async function pagedByteRegions(
+  replicaId: string,
+  ask: (offset: number, lengthBytes: number) => Promise<RegionList>,
+  sizeBytes: number,
+): Promise<ByteRegion[] | 'all'> {
   if (sizeBytes === 0) return [];
   // A one-byte probe tells the region size, which bounds the window of each later question.
-  const probe = await replica.getActivity(0, 1);
+  const probe = await ask(0, 1);
+  if (!probe.complete) return 'all';
   const windowBytes = probe.regionSizeBytes * Math.min(MAX_REGIONS_PER_REPLY, 65_536);
   const regions: ByteRegion[] = [];
   for (let offset = 0; offset < sizeBytes; offset += windowBytes) {
-    const answer = await replica.getActivity(offset, Math.min(windowBytes, sizeBytes - offset));
+    const answer = await ask(offset, Math.min(windowBytes, sizeBytes - offset));
     if (answer.regionSizeBytes !== probe.regionSizeBytes) {
-      throw new PlinthError('IO_ERROR', `replica ${replica.id} changed its activity region size mid-scan`, { replicaId: replica.id });
+      throw new PlinthError('IO_ERROR', `replica ${replicaId} changed its region size mid-scan`, { replicaId });
     }
+    if (!answer.complete) return 'all';
     for (const region of answer.regions) {
       const start = region * answer.regionSizeBytes;
       if (start >= sizeBytes) continue;
@@ -160,15 +185,5 @@ export async function activeByteRegions(replica: ResyncReplica, sizeBytes: numbe
 
 /** Sorted, overlapping and touching regions joined. */
 export function mergeRegions(regions: readonly ByteRegion[]): ByteRegion[] {
-  const sorted = [...regions].sort((a, b) => a.offset - b.offset);
-  const merged: { offset: number; lengthBytes: number }[] = [];
-  for (const region of sorted) {
-    const last = merged[merged.length - 1];
-    if (last !== undefined && region.offset <= last.offset + last.lengthBytes) {
-      last.lengthBytes = Math.max(last.lengthBytes, region.offset + region.lengthBytes - last.offset);
-    } else {
-      merged.push({ offset: region.offset, lengthBytes: region.lengthBytes });
-    }
-  }
-  return merged;
+  return mergeByteRegions(regions);
 }

@@ -1,3 +1,4 @@
+import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js';
 import { PlinthError } from '../../common/plinth-error.js';
 import { type ClusterState, findNode, findVolume, isNodeUp, type VolumeRecord } from '../state/cluster-state.js';
 import type { CommandProposer } from '../control/command-proposer.js';
@@ -23,6 +24,10 @@ export function proposerCluster(modules: ProposerClusterModules): DataPlaneClust
   const replicaCommand = async (type: 'replica.fault' | 'replica.rebuilding' | 'replica.in-sync', name: string, nodeId: string, generation: number): Promise<void> => {
     await commands.propose({ type, name, nodeId, generation, at: nowIso() });
   };
+  // Delta resync (issue 4): the fault carries the in-sync replicas' dirty markers.
+  const faultCommand = async (name: string, nodeId: string, generation: number, resyncMarkers: Readonly<Record<string, number>> | undefined): Promise<void> => {
+    await commands.propose({ type: 'replica.fault', name, nodeId, generation, at: nowIso(), ...(resyncMarkers === undefined ? {} : { resyncMarkers }) });
+  };
   return {
     volume: (name) => {
       const volume = findVolume(state(), name);
@@ -40,7 +45,12 @@ export function proposerCluster(modules: ProposerClusterModules): DataPlaneClust
       const result = await commands.propose({ type: 'volume.attach', name, nodeId, ...guard });
       return placementOf(expectVolumeResult(result));
     },
-    faultReplica: (name, nodeId, generation) => replicaCommand('replica.fault', name, nodeId, generation),
+    faultReplica: async (name, nodeId, generation, resyncMarkers) => {
+      const committing = faultCommand(name, nodeId, generation, resyncMarkers);
+      // Proposed, not yet committed (issue 7); Promise.all keeps a rejection of either observed.
+      if (failpoints.armed) await Promise.all([committing, hitFailpoint('controller.fault.before-commit', name)]);
+      await committing;
+    },
     markRebuilding: (name, nodeId, generation) => replicaCommand('replica.rebuilding', name, nodeId, generation),
     markInSync: (name, nodeId, generation) => replicaCommand('replica.in-sync', name, nodeId, generation),
   };
@@ -53,7 +63,12 @@ export function placementOf(volume: VolumeRecord): VolumePlacement {
     sizeBytes: volume.sizeBytes,
     generation: volume.generation,
     ownerNodeId: volume.attachedTo,
-    replicas: volume.replicas.map((replica) => ({ nodeId: replica.nodeId, state: replica.state })),
+    replicas: volume.replicas.map((replica) => ({
+      nodeId: replica.nodeId,
+      state: replica.state,
+      ...(replica.resyncMarkers === undefined ? {} : { resyncMarkers: replica.resyncMarkers }),
+      ...(replica.dataGeneration === undefined ? {} : { dataGeneration: replica.dataGeneration }),
+    })),
     graceMs: volume.graceMs,
   };
 }

@@ -4,10 +4,12 @@ import type { BlockDevice } from '../../blockdev/block-device.js';
 import { RemoteReplica } from '../../blockdev/replica/remote-replica.js';
 import type { ReplicaService } from '../../blockdev/replica/replica-service.js';
 import type { CatchUpProgress } from '../../blockdev/volume/catch-up.js';
+import type { RegionSet } from '../../blockdev/volume/dirty-regions.js';
 import type { ReplicaStatus, ReplicaSpec } from '../../blockdev/volume/replica-set.js';
 import { ReplicatedVolume } from '../../blockdev/volume/replicated-volume.js';
 import type { DataPlaneCluster, VolumePlacement } from './data-plane-cluster.js';
-import { activeByteRegions, mergeRegions, reconcileInFlightRegions, type ResyncOutcome, type ResyncReplica } from './failover-resync.js';
+import { activeByteRegions, type DirtyQuestion, dirtyByteRegions, reconcileInFlightRegions, type ResyncOutcome, type ResyncReplica } from './failover-resync.js';
+import { currentDataNodeIds, noCurrentReplicaError } from '../state/data-generations.js';
 import { LocalReplica } from './local-replica.js';
 
 /**
@@ -19,9 +21,13 @@ import { LocalReplica } from './local-replica.js';
  *   2. commit a new generation for this node (invariant 3);
  *   3. open every replica with that generation, which fences the old owner
  *      and drains its requests already past the fence;
- *   4. reconcile the in-flight regions of the in-sync replicas (invariant 4)
- *      and commit every in-sync replica that cannot take part out of the
- *      set (invariant 2) — all before the first client request.
+ *   4. reconcile the in-flight regions of the current replicas (in-sync at
+ *      the latest data generation: invariant 4, issue 7; none reachable is
+ *      NO_CURRENT_REPLICA) and commit every in-sync replica that cannot take
+ *      part out of the set (invariant 2) — all before the first client request;
+ *   5. take a dirty marker of every in-sync replica (delta resync, issue 4):
+ *      they predate every write of this session, so a replica faulted now
+ *      or later is recorded with markers that cover what it will miss.
  * Replica ids are node ids: a volume has at most one replica per node.
  */
 
@@ -50,6 +56,7 @@ interface SessionParts {
   /** Opens a device for one more replica (a replacement), stamped with this session's generation. */
   readonly openReplica: (nodeId: string) => Promise<SessionReplica>;
   readonly cluster: DataPlaneCluster;
+  readonly service: ReplicaService;
   readonly resync: ResyncOutcome;
   readonly logger: Logger;
 }
@@ -70,6 +77,7 @@ export class VolumeSession {
   readonly #devices: Map<string, LocalReplica | RemoteReplica>;
   readonly #openReplica: (nodeId: string) => Promise<SessionReplica>;
   readonly #cluster: DataPlaneCluster;
+  readonly #service: ReplicaService;
   readonly #logger: Logger;
   #closed: Promise<void> | undefined;
 
@@ -81,6 +89,7 @@ export class VolumeSession {
     this.#devices = parts.devices;
     this.#openReplica = parts.openReplica;
     this.#cluster = parts.cluster;
+    this.#service = parts.service;
     this.resync = parts.resync;
     this.#logger = parts.logger;
   }
@@ -107,22 +116,21 @@ export class VolumeSession {
   ): Promise<VolumeSession> {
     const { cluster } = modules;
     const inSync = new Set(placement.replicas.filter((replica) => replica.state === 'in-sync').map((replica) => replica.nodeId));
+    // Issue 7: only a current replica (in-sync at the latest data generation) may be the source or stay in the set.
+    const current = new Set(currentDataNodeIds(placement.replicas));
     const candidates: ResyncReplica[] = replicas
-      .filter((replica) => inSync.has(replica.nodeId) && replica.reachable)
+      .filter((replica) => current.has(replica.nodeId) && replica.reachable)
       .map((replica) => ({ id: replica.nodeId, local: replica.local, device: replica.device, getActivity: (offset, length) => replica.device.getActivity(offset, length) }));
     const resync = await reconcileInFlightRegions(candidates, { sizeBytes: placement.sizeBytes }, { logger });
-    if (resync.sourceId === null) {
-      throw new PlinthError('IO_ERROR', `volume ${placement.name}: no in-sync replica is reachable, refusing to serve`, {
-        name: placement.name,
-        inSync: [...inSync],
-      });
-    }
+    if (resync.sourceId === null) throw noCurrentReplicaError(placement.name, placement.replicas, 'none reachable');
     const identical = new Set(resync.identical);
+    const markerOf = (nodeId: string): Promise<number> => currentMarker(dirtyQuestion(placement.volumeId, replicas.find((replica) => replica.nodeId === nodeId)?.device, modules.service));
+    const resyncMarkers = await initialMarkers([...identical], markerOf, logger);
     // Invariant 2: every in-sync replica that will not receive writes leaves the set before the first write.
     for (const nodeId of inSync) {
       if (identical.has(nodeId)) continue;
       logger.warn({ replica: nodeId, generation: placement.generation }, 'in-sync replica unreachable at attach: committing it faulted');
-      await cluster.faultReplica(placement.name, nodeId, placement.generation);
+      await cluster.faultReplica(placement.name, nodeId, placement.generation, resyncMarkers);
     }
     const specs: ReplicaSpec[] = replicas.map((replica) => ({
       id: replica.nodeId,
@@ -132,17 +140,18 @@ export class VolumeSession {
       state: identical.has(replica.nodeId) ? 'in-sync' : 'faulted',
     }));
     const volume = new ReplicatedVolume(
-      { volumeId: placement.volumeId, sizeBytes: placement.sizeBytes },
+      { volumeId: placement.volumeId, sizeBytes: placement.sizeBytes, resyncMarkers },
       {
         replicas: specs,
-        reportReplicaFailure: (replicaId) => cluster.faultReplica(placement.name, replicaId, placement.generation),
+        reportReplicaFailure: (replicaId, _error, markers) => cluster.faultReplica(placement.name, replicaId, placement.generation, markers),
+        fetchDirtyMarker: markerOf,
         markInSync: (replicaId) => cluster.markInSync(placement.name, replicaId, placement.generation),
         logger,
       },
     );
     const devices = new Map(replicas.map((replica) => [replica.nodeId, replica.device]));
     logger.info({ generation: placement.generation, source: resync.sourceId, inSync: [...identical] }, 'volume session serving');
-    return new VolumeSession(placement, { volume, devices, openReplica, cluster, resync, logger });
+    return new VolumeSession(placement, { volume, devices, openReplica, cluster, service: modules.service, resync, logger });
   }
 
   get device(): BlockDevice {
@@ -161,8 +170,10 @@ export class VolumeSession {
 
   /**
    * Catch a faulted replica up while writes go on and commit it back in-sync
-   * (invariant 4): only what it missed during this session when the session
-   * saw it leave (delta), everything when it was already out at attach.
+   * (invariant 4). Delta when possible: what it missed during this session
+   * when the session saw it leave; when it was already out at attach, what
+   * changed on an in-sync replica since the marker its committed fault
+   * recorded (issue 4 "Delta resync" across owners); everything otherwise.
    */
   async rebuild(nodeId: string, onProgress?: (progress: CatchUpProgress) => void): Promise<CatchUpProgress> {
     const device = this.#devices.get(nodeId);
@@ -175,11 +186,40 @@ export class VolumeSession {
     // The replica may have crashed and lost writes it had acknowledged but not flushed: its own
     // activity log names those regions (marked durably before each write, invariant 4).
     const ownActivity = await activeByteRegions({ id: nodeId, local: false, device, getActivity: (offset, length) => device.getActivity(offset, length) }, this.volume.sizeBytes);
-    // No await from here into rebuildReplica's synchronous start: a write missed meanwhile stays in `missed`.
-    const missed = this.volume.dirtyRegions(nodeId);
-    const regions = missed === 'all' ? 'all' : mergeRegions([...missed, ...ownActivity]);
-    this.#logger.info({ replica: nodeId, regions: regions === 'all' ? 'all' : regions.length }, 'rebuilding replica');
-    return this.volume.rebuildReplica(nodeId, onProgress === undefined ? { regions } : { regions, onProgress });
+    this.#logger.info({ replica: nodeId, ownActiveRegions: ownActivity.length }, 'rebuilding replica');
+    const missedBefore = (): Promise<RegionSet> => this.#changedSinceFault(nodeId);
+    return this.volume.rebuildReplica(nodeId, { regions: 'dirty', extraRegions: ownActivity, missedBefore, ...(onProgress === undefined ? {} : { onProgress }) });
+  }
+
+  /**
+   * What a replica that was out before this session missed: the regions an
+   * in-sync replica changed since the marker its fault recorded (local
+   * first). 'all' without a usable marker, or when the replica no longer
+   * knows the marker (its tracking restarted).
+   */
+  async #changedSinceFault(nodeId: string): Promise<RegionSet> {
+    const markers = this.#cluster.volume(this.name)?.replicas.find((replica) => replica.nodeId === nodeId)?.resyncMarkers ?? {};
+    const sources = this.volume
+      .replicaStatuses()
+      .filter((status) => status.state === 'in-sync' && Object.hasOwn(markers, status.nodeId))
+      .sort((a, b) => Number(b.local) - Number(a.local));
+    for (const source of sources) {
+      const markerSeq = markers[source.nodeId];
+      if (markerSeq === undefined) continue;
+      try {
+        const ask = dirtyQuestion(this.volumeId, this.#devices.get(source.nodeId), this.#service);
+        const regions = await dirtyByteRegions(source.nodeId, ask, markerSeq, this.volume.sizeBytes);
+        if (regions !== 'all') {
+          this.#logger.info({ replica: nodeId, source: source.nodeId, markerSeq, regions: regions.length }, 'delta resync from the markers of the fault');
+          return regions;
+        }
+        this.#logger.warn({ replica: nodeId, source: source.nodeId, markerSeq }, 'the source no longer knows the marker');
+      } catch (error) {
+        this.#logger.warn({ err: toError(error), replica: nodeId, source: source.nodeId }, 'cannot ask the source what changed since the fault');
+      }
+    }
+    this.#logger.info({ replica: nodeId }, 'no usable resync marker: full copy');
+    return 'all';
   }
 
   /**
@@ -292,4 +332,31 @@ async function openReplicaDevice(
     logger.warn({ err: toError(error), replica: nodeId }, 'replica not reachable at attach');
     return { nodeId, device, local: false, reachable: false };
   }
+}
+
+/** GET_DIRTY of one replica's device: the local one through the node's service, a remote one over the peer port. */
+function dirtyQuestion(volumeId: string, device: LocalReplica | RemoteReplica | undefined, service: ReplicaService): DirtyQuestion {
+  if (device === undefined) throw new PlinthError('INTERNAL', `volume ${volumeId}: no device to ask for dirty regions`, { volumeId });
+  if (device instanceof RemoteReplica) return (markerSeq, offset, lengthBytes) => device.getDirty(markerSeq, offset, lengthBytes);
+  return (markerSeq, offset, lengthBytes) => service.dirtyRegions(volumeId, markerSeq, offset, lengthBytes);
+}
+
+/** The replica's current marker, persisted by it before it answers (a marker from the future returns it). */
+async function currentMarker(ask: DirtyQuestion): Promise<number> {
+  return (await ask(Number.MAX_SAFE_INTEGER, 0, 1)).markerSeq;
+}
+
+/** One marker per in-sync replica before the first write; one that cannot answer just has none (full copy later). */
+async function initialMarkers(nodeIds: readonly string[], markerOf: (nodeId: string) => Promise<number>, logger: Logger): Promise<Record<string, number>> {
+  const markers: Record<string, number> = {};
+  await Promise.all(
+    nodeIds.map(async (nodeId) => {
+      try {
+        markers[nodeId] = await markerOf(nodeId);
+      } catch (error) {
+        logger.warn({ err: toError(error), replica: nodeId }, 'no dirty marker from an in-sync replica at attach');
+      }
+    }),
+  );
+  return markers;
 }

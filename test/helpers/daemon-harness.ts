@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -42,7 +43,26 @@ export interface SpawnDaemonOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Passed as --log-level when set (the daemon's default is info). */
   readonly logLevel?: string;
+  /** Run inside a network namespace (test/setup/netns-cluster.ts builds them); default: the host's loopback. */
+  readonly netns?: DaemonNamespace;
 }
+
+/**
+ * Where a daemon runs when it lives in a network namespace: the command is
+ * prefixed with `ip netns exec <name>`, --peer/--nbd/--iscsi bind `host`
+ * (an address that exists only inside the namespaces), --api binds the
+ * namespace's own 127.0.0.1, and the test reaches that API through `apiUrl`
+ * (a forwarder on the host's loopback), so the test never needs a route
+ * into the namespaces.
+ */
+export interface DaemonNamespace {
+  readonly name: string;
+  readonly host: string;
+  readonly apiUrl: string;
+}
+
+/** `ip` lives in sbin, which a test runner's PATH may lack. */
+export const IP_BIN = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((path) => existsSync(path)) ?? 'ip';
 
 /** How much daemon output a failure prints; PLINTH_TEST_OUTPUT_CHARS raises it when chasing a failure. */
 const OUTPUT_TAIL_CHARS = Number(process.env['PLINTH_TEST_OUTPUT_CHARS'] ?? 8000);
@@ -96,17 +116,20 @@ export class DaemonProcess {
   readonly dataDir: string;
   readonly ports: DaemonPorts;
   readonly apiUrl: string;
+  /** The address the NBD/iSCSI/peer listeners bind: 127.0.0.1, or the namespace's address. */
+  readonly host: string;
   readonly #child: ChildProcess;
   readonly #exit: Promise<ExitStatus>;
   #status: ExitStatus | null = null;
   #stdout = '';
   #stderr = '';
 
-  constructor(child: ChildProcess, dataDir: string, ports: DaemonPorts) {
+  constructor(child: ChildProcess, dataDir: string, ports: DaemonPorts, netns?: DaemonNamespace) {
     this.#child = child;
     this.dataDir = dataDir;
     this.ports = ports;
-    this.apiUrl = `http://127.0.0.1:${ports.api}`;
+    this.apiUrl = netns?.apiUrl ?? `http://127.0.0.1:${ports.api}`;
+    this.host = netns?.host ?? '127.0.0.1';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.#stdout += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.#stderr += chunk));
     this.#exit = new Promise((resolve) => {
@@ -128,7 +151,7 @@ export class DaemonProcess {
   }
 
   nbdUri(exportName: string): string {
-    return `nbd://127.0.0.1:${this.ports.nbd}/${exportName}`;
+    return `nbd://${this.host}:${this.ports.nbd}/${exportName}`;
   }
 
   stdout(): string {
@@ -240,8 +263,9 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
   const ports = await resolvePorts(options.ports);
   const args: string[] = [];
   if (options.addressFlags !== false) {
-    args.push('--data-dir', dataDir, '--api', `127.0.0.1:${ports.api}`, '--peer', `127.0.0.1:${ports.peer}`);
-    args.push('--nbd', `127.0.0.1:${ports.nbd}`, '--iscsi', `127.0.0.1:${ports.iscsi}`);
+    const host = options.netns?.host ?? '127.0.0.1';
+    args.push('--data-dir', dataDir, '--api', `127.0.0.1:${ports.api}`, '--peer', `${host}:${ports.peer}`);
+    args.push('--nbd', `${host}:${ports.nbd}`, '--iscsi', `${host}:${ports.iscsi}`);
   }
   const disks = options.disks === undefined ? [`${join(dataDir, 'disks', 'disk0.img')}:1GiB`] : options.disks;
   for (const disk of disks ?? []) args.push('--disk', disk);
@@ -253,8 +277,10 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !key.startsWith('PLINTH_')) env[key] = value;
   }
-  const child = spawn(process.execPath, [PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const daemon = new DaemonProcess(child, dataDir, ports);
+  // `ip netns exec` execs the command in place, so the child's pid is plinthd's own and signals reach it.
+  const [command, prefix] = options.netns === undefined ? [process.execPath, []] : [IP_BIN, ['netns', 'exec', options.netns.name, process.execPath]];
+  const child = spawn(command, [...prefix, PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const daemon = new DaemonProcess(child, dataDir, ports, options.netns);
   const siblings = daemonsByDataDir.get(dataDir) ?? new Set();
   siblings.add(daemon);
   daemonsByDataDir.set(dataDir, siblings);

@@ -1,6 +1,7 @@
 import { formatSize } from '../../../common/sizes.js';
 import { renderJson, renderTable } from '../table.js';
 import { argAt, type CommandSpec } from './command-spec.js';
+import { describeDrain } from './node-drain.js';
 
 export const nodeCommands: readonly CommandSpec[] = [
   {
@@ -18,7 +19,7 @@ export const nodeCommands: readonly CommandSpec[] = [
         return;
       }
       context.print(renderTable(
-        ['ID', 'STATE', 'LEADER', 'DISKS', 'CAPACITY', 'USED', 'API'],
+        ['ID', 'STATE', 'LEADER', 'DISKS', 'CAPACITY', 'USED', 'API', 'DRAIN'],
         nodes.map((node) => [
           node.id,
           node.state,
@@ -27,6 +28,7 @@ export const nodeCommands: readonly CommandSpec[] = [
           formatSize(node.capacityBytes),
           formatSize(node.usedBytes),
           node.addresses.api,
+          node.drain === undefined ? '-' : describeDrain(node.drain),
         ]),
       ));
     },
@@ -38,7 +40,7 @@ export const nodeCommands: readonly CommandSpec[] = [
     options: [],
     requiredOptions: [],
     synopsis: 'node rm ID',
-    summary: 'remove a node from the cluster',
+    summary: 'remove a node from the cluster (drain it first)',
     async run(context, args) {
       const id = argAt(args, 0);
       await context.client.removeNode(id);

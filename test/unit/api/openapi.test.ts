@@ -6,6 +6,7 @@ const EXPECTED_OPERATIONS: Readonly<Record<string, readonly string[]>> = {
   '/v1/cluster': ['get'],
   '/v1/nodes': ['get'],
   '/v1/nodes/{id}': ['delete'],
+  '/v1/nodes/{id}/drain': ['post', 'delete'],
   '/v1/volumes': ['get', 'post'],
   '/v1/volumes/{name}': ['get', 'patch', 'delete'],
   '/v1/volumes/{name}/attach': ['post'],
@@ -64,7 +65,8 @@ t.test('/docs/json is an OpenAPI 3 document covering every route', async (t) => 
         t.match(operation['parameters'], [{ in: 'path', name: 'name', required: true }], `${method} ${path} path param`);
       }
       if (method === 'post' || method === 'patch') {
-        if (path.endsWith('/detach')) continue;
+        // No body: detach and drain act on the path alone.
+        if (path.endsWith('/detach') || path.endsWith('/drain')) continue;
         t.match(operation['requestBody'], { required: true, content: { 'application/json': { schema: { additionalProperties: false } } } });
       }
     }

@@ -119,7 +119,7 @@ t.test('replica.fault only from the current generation, never the last in-sync c
   const state = attached();
   const faulted = ok(state, { type: 'replica.fault', name: 'v', nodeId: 'n2', generation: 1, at: LATER });
   t.same(inSyncNodeIds(volume(faulted.state)), ['n1', 'n3']);
-  t.same(volume(faulted.state).replicas[1], { nodeId: 'n2', state: 'faulted', since: LATER });
+  t.same(volume(faulted.state).replicas[1], { nodeId: 'n2', state: 'faulted', since: LATER, dataGeneration: 1 });
   t.equal(ok(faulted.state, { type: 'replica.fault', name: 'v', nodeId: 'n2', generation: 1, at: AT }).state, faulted.state, 'idempotent');
   const stale = refused(state, { type: 'replica.fault', name: 'v', nodeId: 'n2', generation: 0, at: LATER });
   t.equal(stale.code, 'FENCED');
