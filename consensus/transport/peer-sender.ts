@@ -11,6 +11,7 @@ import { isPlinthError, toError } from '../../common/plinth-error.js';
 import { reconnectDelayMs, type BackoffOptions } from './backoff.js';
 import { FramedSocket } from './framed-socket.js';
 import { dialHandshake, type HandshakeModules } from './handshake-session.js';
+import { LinkWatchdog } from './link-liveness.js';
 import type { MessageCodec, PeerAddress, PeerStats } from './transport-types.js';
 
 export interface PeerSenderOptions {
@@ -22,12 +23,15 @@ export interface PeerSenderOptions {
   readonly maxFrameBytes: number;
   readonly handshakeTimeoutMs: number;
   readonly backoff: BackoffOptions;
+  /** Drop the link when nothing was acknowledged this long after a write (link-liveness.ts). */
+  readonly linkDeadAfterMs: number;
 }
 
 export interface PeerSenderModules<M> extends HandshakeModules {
   readonly logger: Logger;
   readonly codec: MessageCodec<M>;
   readonly random: () => number;
+  readonly now: () => number;
 }
 
 export class PeerSender<M> {
@@ -36,6 +40,8 @@ export class PeerSender<M> {
   readonly #queue: M[] = [];
   #queueHead = 0;
   #framed: FramedSocket | undefined;
+  #watchdog: LinkWatchdog | undefined;
+  #dialTimer: NodeJS.Timeout | undefined;
   #state: 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed' = 'idle';
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -81,6 +87,7 @@ export class PeerSender<M> {
   close(): void {
     this.#state = 'closed';
     if (this.#retryTimer !== undefined) this.#modules.clearTimeout(this.#retryTimer);
+    this.#stopLinkTimers();
     this.#framed?.socket.destroy();
     this.#queue.length = 0;
     this.#queueHead = 0;
@@ -103,6 +110,11 @@ export class PeerSender<M> {
       this.#modules.logger.debug({ err, peer: this.#options.peerId }, 'raft transport: connection error');
     });
     socket.on('close', () => this.#onClose(framed));
+    // A SYN into a partition is retried by the kernel for minutes: bound connect + handshake.
+    this.#dialTimer = this.#modules.setTimeout(() => {
+      this.#dialTimer = undefined;
+      if (this.#state === 'connecting' && this.#framed === framed) framed.fail(`no connection to ${host}:${port} within ${this.#options.handshakeTimeoutMs} ms`);
+    }, this.#options.handshakeTimeoutMs);
     socket.once('connect', () => {
       dialHandshake(framed, { ...this.#options, expectedPeerId: this.#options.peerId, timeoutMs: this.#options.handshakeTimeoutMs }, this.#modules)
         .then(() => this.#onAuthenticated(framed))
@@ -116,7 +128,13 @@ export class PeerSender<M> {
 
   #onAuthenticated(framed: FramedSocket): void {
     if (this.#state !== 'connecting' || this.#framed !== framed) return;
-    framed.setHandler(() => framed.fail('peer sent data on an outbound-only link'));
+    this.#stopLinkTimers();
+    const watchdog = new LinkWatchdog(this.#options.linkDeadAfterMs, this.#modules, (silentMs) =>
+      framed.fail(`peer ${this.#options.peerId} acknowledged nothing for ${silentMs} ms; redialing`),
+    );
+    this.#watchdog = watchdog;
+    // The only frames a listener sends back are empty acks (link-liveness.ts).
+    framed.setHandler((frame) => (frame.length === 0 ? watchdog.noteAck() : framed.fail('peer sent data on an outbound-only link')));
     this.#state = 'connected';
     this.#failures = 0;
     this.#modules.logger.debug({ peer: this.#options.peerId }, 'raft transport: connected');
@@ -126,6 +144,7 @@ export class PeerSender<M> {
   #onClose(framed: FramedSocket): void {
     if (this.#framed !== framed || this.#state === 'closed') return;
     this.#framed = undefined;
+    this.#stopLinkTimers();
     const delayMs = reconnectDelayMs(this.#failures, this.#options.backoff, this.#modules.random);
     this.#failures++;
     this.#state = 'backoff';
@@ -136,6 +155,13 @@ export class PeerSender<M> {
       if (this.#queueLength() > 0) this.#dial();
       else this.#state = 'idle';
     }, delayMs);
+  }
+
+  #stopLinkTimers(): void {
+    this.#watchdog?.close();
+    this.#watchdog = undefined;
+    if (this.#dialTimer !== undefined) this.#modules.clearTimeout(this.#dialTimer);
+    this.#dialTimer = undefined;
   }
 
   /** Write queued messages until the socket pushes back (then wait for 'drain'). */
@@ -155,6 +181,7 @@ export class PeerSender<M> {
         this.#modules.logger.error({ err: toError(err), peer: this.#options.peerId }, 'raft transport: cannot encode message, dropped');
         continue;
       }
+      this.#watchdog?.noteWrite();
       if (!framed.write(payload)) break;
     }
     if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {

@@ -12,6 +12,7 @@ import type { BackoffOptions } from './backoff.js';
 import { FaultHook } from './fault-hook.js';
 import { FramedSocket } from './framed-socket.js';
 import { acceptHandshake, type HandshakeModules } from './handshake-session.js';
+import { LINK_ACK, LinkAcker } from './link-liveness.js';
 import { PeerSender } from './peer-sender.js';
 import type { InboundHandler, MessageCodec, PeerAddress, PeerStats, Transport } from './transport-types.js';
 
@@ -25,6 +26,10 @@ export interface TcpTransportOptions {
   readonly maxInboundConnections: number;
   readonly handshakeTimeoutMs: number;
   readonly backoff: BackoffOptions;
+  /** A listener acks received frames within this (link-liveness.ts). */
+  readonly ackIntervalMs: number;
+  /** A dialer drops a link with writes unacknowledged this long, and redials. */
+  readonly linkDeadAfterMs: number;
 }
 
 export interface TcpTransportModules<M> {
@@ -35,6 +40,7 @@ export interface TcpTransportModules<M> {
   readonly randomBytes?: (size: number) => Buffer;
   readonly setTimeout?: (callback: () => void, delayMs: number) => NodeJS.Timeout;
   readonly clearTimeout?: (timer: NodeJS.Timeout) => void;
+  readonly now?: () => number;
 }
 
 export const DEFAULT_TRANSPORT_LIMITS = {
@@ -43,6 +49,9 @@ export const DEFAULT_TRANSPORT_LIMITS = {
   maxInboundConnections: 64,
   handshakeTimeoutMs: 2000,
   backoff: { baseDelayMs: 50, maxDelayMs: 2000 },
+  ackIntervalMs: 100,
+  // Well above an event-loop stall on a loaded node, well below TCP's minutes of retransmission backoff.
+  linkDeadAfterMs: 3000,
 } as const;
 
 export class TcpTransport<M> implements Transport<M> {
@@ -56,6 +65,7 @@ export class TcpTransport<M> implements Transport<M> {
   readonly #server: Server;
   #handler: InboundHandler<M> = () => undefined;
   #closed = false;
+  readonly #now: () => number;
 
   constructor(options: TcpTransportOptions, modules: TcpTransportModules<M>) {
     this.#options = options;
@@ -65,6 +75,7 @@ export class TcpTransport<M> implements Transport<M> {
       setTimeout: modules.setTimeout ?? ((cb, ms) => setTimeout(cb, ms)),
       clearTimeout: modules.clearTimeout ?? ((timer) => clearTimeout(timer)),
     };
+    this.#now = modules.now ?? Date.now;
     this.faults = new FaultHook(modules.random);
     this.#server = createServer((socket) => this.#onInbound(socket));
   }
@@ -107,8 +118,9 @@ export class TcpTransport<M> implements Transport<M> {
           maxFrameBytes: this.#options.maxFrameBytes,
           handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
           backoff: this.#options.backoff,
+          linkDeadAfterMs: this.#options.linkDeadAfterMs,
         },
-        { ...this.#handshakeModules, logger: this.#modules.logger, codec: this.#modules.codec, random: this.#modules.random },
+        { ...this.#handshakeModules, logger: this.#modules.logger, codec: this.#modules.codec, random: this.#modules.random, now: this.#now },
       ),
     );
   }
@@ -177,7 +189,14 @@ export class TcpTransport<M> implements Transport<M> {
     socket.on('close', () => this.#inbound.delete(socket));
     socket.on('error', (err) => this.#modules.logger.debug({ err }, 'raft transport: inbound connection error'));
     const framed = new FramedSocket(socket, this.#options.maxFrameBytes, this.#modules.logger, () => undefined);
-    const dataHandler = (peerId: string) => (frame: Buffer) => this.#onFrame(peerId, frame);
+    const acker = new LinkAcker(this.#options.ackIntervalMs, { ...this.#handshakeModules, now: this.#now }, () => {
+      if (!framed.closed) framed.write(LINK_ACK);
+    });
+    socket.on('close', () => acker.close());
+    const dataHandler = (peerId: string) => (frame: Buffer) => {
+      acker.noteFrame();
+      this.#onFrame(peerId, frame);
+    };
     acceptHandshake(framed, { ...this.#options, timeoutMs: this.#options.handshakeTimeoutMs }, this.#handshakeModules, dataHandler)
       .then((peerId) => this.#modules.logger.debug({ peer: peerId }, 'raft transport: inbound link authenticated'))
       .catch((err: unknown) => {
