@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicPass } from '../lifecycle/periodic-pass.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { ClusterState } from '../state/cluster-state.js';
 
@@ -35,26 +36,21 @@ export class DrainAttachments {
   readonly #logger: Logger;
   /** Volumes kept by clients, so the warning is logged once per volume, not every pass. */
   readonly #held = new Set<string>();
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #loop: PeriodicPass;
 
   constructor(options: DrainAttachmentsOptions, modules: DrainAttachmentsModules) {
     this.#options = options;
     this.#modules = modules;
     this.#logger = modules.logger.child({ component: 'drain-attachments' });
+    this.#loop = new PeriodicPass(options.intervalMs ?? 1000, () => this.#pass(), modules);
   }
 
   start(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = (this.#modules.setInterval ?? setInterval)(() => void this.tick(), this.#options.intervalMs ?? 1000);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   tick(): Promise<void> {
-    this.#running ??= this.#pass().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
+    return this.#loop.run();
   }
 
   /** Volumes this node keeps because clients are connected (as of the last pass). */
@@ -62,10 +58,8 @@ export class DrainAttachments {
     return [...this.#held].sort();
   }
 
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) (this.#modules.clearInterval ?? clearInterval)(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  close(): Promise<void> {
+    return this.#loop.close();
   }
 
   async #pass(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicPass } from '../lifecycle/periodic-pass.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { Command } from '../state/commands.js';
@@ -36,34 +37,26 @@ export class LeaderReconciler {
   readonly #options: LeaderReconcilerOptions;
   readonly #modules: LeaderReconcilerModules;
   readonly #logger: Logger;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #loop: PeriodicPass;
 
   constructor(options: LeaderReconcilerOptions, modules: LeaderReconcilerModules) {
     this.#options = options;
     this.#modules = modules;
     this.#logger = modules.logger.child({ component: `${options.name}-reconciler` });
+    this.#loop = new PeriodicPass(options.intervalMs ?? 1000, () => this.#pass(), modules);
   }
 
   start(): void {
-    if (this.#timer !== undefined) return;
-    const every = this.#modules.setInterval ?? setInterval;
-    this.#timer = every(() => void this.tick(), this.#options.intervalMs ?? 1000);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   /** One pass (passes never overlap); resolves once its moves are committed or refused. */
   tick(): Promise<void> {
-    this.#running ??= this.#pass().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
+    return this.#loop.run();
   }
 
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) (this.#modules.clearInterval ?? clearInterval)(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  close(): Promise<void> {
+    return this.#loop.close();
   }
 
   async #pass(): Promise<void> {

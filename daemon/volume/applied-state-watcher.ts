@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicPass } from '../lifecycle/periodic-pass.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { ClusterState, VolumeRecord } from '../state/cluster-state.js';
@@ -78,8 +79,7 @@ export class AppliedStateWatcher {
   readonly #options: AppliedStateWatcherOptions;
   readonly #modules: AppliedStateWatcherModules;
   #seen: ClusterState;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #loop: PeriodicPass;
   /** What the running pass is doing and since when: a pass stuck for long is reported, not silent. */
   #step = 'idle';
   #passStartedAt = 0;
@@ -90,27 +90,16 @@ export class AppliedStateWatcher {
     this.#options = options;
     this.#modules = modules;
     this.#seen = modules.state();
+    this.#loop = new PeriodicPass(options.intervalMs ?? 200, () => this.#timedPass(), { ...modules, onOverlap: () => this.#reportIfStuck() });
   }
 
   start(): void {
-    const every = this.#modules.setInterval ?? setInterval;
-    this.#timer = every(() => void this.check(), this.#options.intervalMs ?? 200);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   /** One pass; passes never overlap (a slow pool delete delays the next one). */
   check(): Promise<void> {
-    if (this.#running !== undefined) {
-      this.#reportIfStuck();
-      return this.#running;
-    }
-    this.#passStartedAt = Date.now();
-    this.#stuckReported = false;
-    this.#running = this.#pass().finally(() => {
-      this.#running = undefined;
-      this.#step = 'idle';
-    });
-    return this.#running;
+    return this.#loop.run();
   }
 
   #reportIfStuck(): void {
@@ -120,10 +109,19 @@ export class AppliedStateWatcher {
     this.#modules.logger.warn({ step: this.#step, runningMs }, 'reacting to the applied cluster state is taking long');
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer !== undefined) (this.#modules.clearInterval ?? clearInterval)(this.#timer);
-    await this.#running;
+    return this.#loop.close();
+  }
+
+  async #timedPass(): Promise<void> {
+    this.#passStartedAt = Date.now();
+    this.#stuckReported = false;
+    try {
+      await this.#pass();
+    } finally {
+      this.#step = 'idle';
+    }
   }
 
   async #pass(): Promise<void> {

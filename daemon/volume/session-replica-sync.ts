@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicPass } from '../lifecycle/periodic-pass.js';
 import { toError } from '../../common/plinth-error.js';
 import type { DataPlaneCluster } from './data-plane-cluster.js';
 import type { VolumeSession } from './volume-session.js';
@@ -32,33 +33,26 @@ export class SessionReplicaSync {
   readonly #options: SessionReplicaSyncOptions;
   readonly #modules: SessionReplicaSyncModules;
   readonly #logger: Logger;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #loop: PeriodicPass;
 
   constructor(options: SessionReplicaSyncOptions, modules: SessionReplicaSyncModules) {
     this.#options = options;
     this.#modules = modules;
     this.#logger = modules.logger.child({ component: 'session-replica-sync' });
+    this.#loop = new PeriodicPass(options.intervalMs ?? 500, () => this.#pass(), modules);
   }
 
   start(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = (this.#modules.setInterval ?? setInterval)(() => void this.tick(), this.#options.intervalMs ?? 500);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   /** One pass over every live session here; passes never overlap. */
   tick(): Promise<void> {
-    this.#running ??= this.#pass().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
+    return this.#loop.run();
   }
 
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) (this.#modules.clearInterval ?? clearInterval)(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  close(): Promise<void> {
+    return this.#loop.close();
   }
 
   async #pass(): Promise<void> {
