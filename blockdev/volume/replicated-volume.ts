@@ -125,6 +125,8 @@ export class ReplicatedVolume implements BlockDevice {
   private readonly nowMs: () => number;
   private readonly gate: IoGate;
   private readonly rangeLock: RangeLock;
+  /** Mutations dispatched and not yet answered by every target replica (see flush()). */
+  private readonly mutationsInFlight = new Set<Promise<unknown>>();
   private readonly replicas: ReplicaSet;
   private readonly markers: MarkerRefresh;
 
@@ -227,6 +229,13 @@ export class ReplicatedVolume implements BlockDevice {
 
   flush(): Promise<void> {
     return this.track('flush', async () => {
+      // Invariant 4: a replica clears a region from its activity log after two
+      // flushes. A flush that overtook a write still travelling to another
+      // replica would let one replica forget a region that another has not
+      // received yet, and an owner crash then would leave them different with
+      // neither reporting it. So replicas see a flush only after every
+      // mutation dispatched before it has been answered by every replica.
+      if (this.mutationsInFlight.size > 0) await Promise.allSettled([...this.mutationsInFlight]);
       await this.fanOut((device) => device.flush(), undefined);
       this.markers.refresh(this.inSyncIds());
     });
@@ -490,7 +499,12 @@ export class ReplicatedVolume implements BlockDevice {
     const dispatch = range === undefined ? undefined : this.markers.book.dispatch();
     const acknowledged = new Set<string>();
     try {
-      const results = await Promise.allSettled(targets.map((entry) => apply(entry.replica.device)));
+      const answered = Promise.allSettled(targets.map((entry) => apply(entry.replica.device)));
+      if (range !== undefined) {
+        this.mutationsInFlight.add(answered);
+        void answered.finally(() => this.mutationsInFlight.delete(answered));
+      }
+      const results = await answered;
       results.forEach((result, index) => {
         const entry = targets[index];
         if (entry === undefined) return;

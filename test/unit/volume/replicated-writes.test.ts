@@ -126,6 +126,29 @@ t.test('overlapping writes land in the same order on every replica; disjoint one
   }
 });
 
+t.test('a flush reaches the replicas only after earlier writes were answered by every replica (invariant 4)', async (t) => {
+  const { volume, replicas } = makeVolume();
+  replicas[1]?.hold();
+  const writing = volume.write(0, filled(100, 1));
+  await settle();
+  let flushed = false;
+  const flushing = volume.flush().then(() => {
+    flushed = true;
+  });
+  await settle();
+  // The fast replica must not run two flushes past a write the slow one has not got yet:
+  // it would clear the region from its activity log while the slow one never marked it.
+  t.equal(replicas[0]?.calls.flush, 0, 'no flush dispatched while the write is still travelling to r1');
+  t.notOk(flushed);
+  replicas[1]?.release();
+  await Promise.all([writing, flushing]);
+  t.same(
+    replicas.map((replica) => replica.calls.flush),
+    replicas.map(() => 1),
+    'then the flush went to every replica',
+  );
+});
+
 t.test('trim and write-zeroes fan out; fast zero is refused before any replica is touched', async (t) => {
   const { volume, replicas } = makeVolume();
   await volume.write(0, filled(8192, 9));
