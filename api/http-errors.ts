@@ -24,6 +24,8 @@ const HTTP_STATUS_BY_CODE: Readonly<Partial<Record<PlinthErrorCode, number>>> = 
   NOT_LEADER: 503,
   SHUTTING_DOWN: 503,
   BUSY: 503,
+  // Issue 7: the volume is unavailable until a replica holding its latest data returns.
+  NO_CURRENT_REPLICA: 503,
   TIMEOUT: 504,
 };
 

@@ -25,6 +25,8 @@ export interface VolumeView {
 export interface ReplicaView {
   readonly nodeId: string;
   readonly state: 'in-sync' | 'rebuilding' | 'faulted';
+  /** The latest volume generation whose acknowledged writes this replica holds (data-generations.ts; 0 = unknown). */
+  readonly dataGeneration?: number;
   /** Catch-up progress, known on the owner only (its rebuild reconciler); absent elsewhere or when none ran. */
   readonly rebuild?: RebuildProgressView;
 }

@@ -13,6 +13,7 @@ export const replicaViewSchema = {
   properties: {
     nodeId: { type: 'string' },
     state: { type: 'string', enum: ['in-sync', 'rebuilding', 'faulted'] },
+    dataGeneration: { type: 'integer', minimum: 0, description: 'latest volume generation whose acknowledged writes this replica holds (0: unknown)' },
     rebuild: {
       type: 'object',
       required: ['copiedBytes', 'totalBytes', 'done'],

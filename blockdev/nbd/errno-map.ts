@@ -86,6 +86,8 @@ const OPTION_ERROR_BY_CODE: Partial<Record<PlinthErrorCode, number>> = {
   BUSY: NBD_REP_ERR_POLICY,
   FENCED: NBD_REP_ERR_POLICY,
   NOT_LEADER: NBD_REP_ERR_POLICY,
+  // Only stale replicas are reachable: the volume is unavailable, never served stale.
+  NO_CURRENT_REPLICA: NBD_REP_ERR_POLICY,
   UNAUTHORIZED: NBD_REP_ERR_POLICY,
   INVALID_ARGUMENT: NBD_REP_ERR_INVALID,
   SHUTTING_DOWN: NBD_REP_ERR_SHUTDOWN,

@@ -1,6 +1,7 @@
 import type { PoolStats } from '../../blockdev/pool/pool-types.js';
 import type { DiskView, NodeDrainView, NodeView, RebuildProgressView, VolumeView } from '../control-plane.js';
 import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
+import { dataGenerationOf } from '../state/data-generations.js';
 
 /**
  * Pure mappings from committed records plus live local facts to the views
@@ -27,7 +28,8 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
     allocatedBytes: facts.allocatedBytes,
     replicas: volume.replicas.map((replica) => {
       const rebuild = facts.rebuilds?.get(replica.nodeId);
-      return rebuild === undefined ? { nodeId: replica.nodeId, state: replica.state } : { nodeId: replica.nodeId, state: replica.state, rebuild };
+      const base = { nodeId: replica.nodeId, state: replica.state, dataGeneration: dataGenerationOf(replica) };
+      return rebuild === undefined ? base : { ...base, rebuild };
     }),
     connections: facts.connections,
   };

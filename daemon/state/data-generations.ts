@@ -87,8 +87,8 @@ export function assertCurrentReplicaAvailable(state: ClusterState, volume: Volum
 /**
  * NO_CURRENT_REPLICA naming where the current data is and which replicas
  * are stale, e.g. "volume db: its current data is on n1, n2 (data
- * generation 7), none reachable; the replica on n3 is stale (faulted, data
- * generation 5) and is never served".
+ * generation 7), none reachable; the replica on n3 (faulted at data
+ * generation 5) is stale and never served".
  */
 export function noCurrentReplicaError(name: string, replicas: readonly GenerationedReplica[], whyUnavailable: string): PlinthError {
   const latest = latestDataGeneration(replicas);
@@ -99,7 +99,7 @@ export function noCurrentReplicaError(name: string, replicas: readonly Generatio
     current.length === 0
       ? `no in-sync replica holds its latest data (data generation ${latest})`
       : `its current data is on ${current.join(', ')} (data generation ${latest}), ${whyUnavailable}`;
-  const staleText = stale.map((replica) => `${replica.nodeId} (${replica.state}, data generation ${dataGenerationOf(replica)})`);
+  const staleText = stale.map((replica) => `${replica.nodeId} (${replica.state} at data generation ${dataGenerationOf(replica)})`);
   const staleClause =
     stale.length === 0 ? '' : `; the ${stale.length === 1 ? 'replica' : 'replicas'} on ${staleText.join(', ')} ${stale.length === 1 ? 'is' : 'are'} stale and never served`;
   return new PlinthError('NO_CURRENT_REPLICA', `volume ${name}: ${where}${staleClause}; it stays unavailable until a current replica returns`, {

@@ -63,7 +63,7 @@ async function restart(t: Test, member: DaemonProcess, id: string): Promise<Daem
 /** Wait until `via` sees every node of `ids` committed down. */
 async function committedDown(via: DaemonProcess, ids: readonly string[]): Promise<void> {
   await eventually(`${ids.join(', ')} committed down`, 20_000, async () => {
-    const nodes = (await via.api('GET', '/v1/nodes')).body as ReadonlyArray<{ id: string; state: string }>;
+    const { nodes } = (await via.api('GET', '/v1/nodes')).body as { nodes: ReadonlyArray<{ id: string; state: string }> };
     return ids.every((id) => nodes.find((node) => node.id === id)?.state === 'down') ? true : undefined;
   });
 }
@@ -124,7 +124,7 @@ t.test('a stale replica is never promoted, even with a Raft majority to spare', 
   t.match(refusal.body, {
     error: {
       code: 'NO_CURRENT_REPLICA',
-      message: /volume dg: its current data is on n1, n2 \(data generation \d+\), none .*; the replica on n3 \(faulted, data generation \d+\) is stale and never served/,
+      message: /volume dg: its current data is on n1, n2 \(data generation \d+\), none .*; the replica on n3 \(faulted at data generation \d+\) is stale and never served/,
       details: { current: ['n1', 'n2'], stale: [{ nodeId: 'n3', state: 'faulted' }] },
     },
   }, 'with the clear error');

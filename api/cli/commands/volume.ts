@@ -97,9 +97,11 @@ function replicaSummary(view: VolumeView): string {
 /** `rebuilding 37% (1.5GiB of 4GiB)` while a catch-up runs on the owner. */
 export function replicaLine(replica: ReplicaView): string {
   const rebuild = replica.rebuild;
-  if (rebuild === undefined || rebuild.done) return replica.state;
+  // A replica out of the set says how old its data is (stale ones are never served).
+  const state = replica.state !== 'in-sync' && replica.dataGeneration !== undefined ? `${replica.state} (data generation ${replica.dataGeneration})` : replica.state;
+  if (rebuild === undefined || rebuild.done) return state;
   const percent = rebuild.totalBytes === 0 ? 100 : Math.floor((rebuild.copiedBytes * 100) / rebuild.totalBytes);
-  return `${replica.state} ${percent}% (${formatSize(rebuild.copiedBytes)} of ${formatSize(rebuild.totalBytes)})`;
+  return `${state} ${percent}% (${formatSize(rebuild.copiedBytes)} of ${formatSize(rebuild.totalBytes)})`;
 }
 
 function volumeRow(view: VolumeView): string[] {

@@ -105,7 +105,7 @@ t.test('the quorate-data-divergence case: the current holders gone, a stale repl
     t.equal(error.code, 'NO_CURRENT_REPLICA', `${attach.nodeId} refused`);
     t.equal(
       error.message,
-      'volume v: its current data is on n1, n2 (data generation 1), none of those nodes is up; the replica on n3 (faulted, data generation 1) is stale and never served; it stays unavailable until a current replica returns',
+      'volume v: its current data is on n1, n2 (data generation 1), none of those nodes is up; the replica on n3 (faulted at data generation 1) is stale and never served; it stays unavailable until a current replica returns',
     );
     t.same(error.details, { name: 'v', dataGeneration: 1, current: ['n1', 'n2'], stale: [{ nodeId: 'n3', state: 'faulted', dataGeneration: 1 }] });
   }
@@ -160,7 +160,7 @@ t.test('the error names where the data is, and says so when no in-sync replica h
     { nodeId: 'n3', state: 'faulted', dataGeneration: 5 },
     { nodeId: 'n4', state: 'rebuilding', dataGeneration: 6 },
   ], 'none reachable');
-  t.match(two.message, /^volume db: its current data is on n1, n2 \(data generation 7\), none reachable; the replicas on n3 \(faulted, data generation 5\), n4 \(rebuilding, data generation 6\) are stale/);
+  t.match(two.message, /^volume db: its current data is on n1, n2 \(data generation 7\), none reachable; the replicas on n3 \(faulted at data generation 5\), n4 \(rebuilding at data generation 6\) are stale/);
   const none = noCurrentReplicaError('db', [{ nodeId: 'n1', state: 'faulted', dataGeneration: 3 }], 'none reachable');
   t.match(none.message, /no in-sync replica holds its latest data \(data generation 3\)/);
 });

@@ -78,7 +78,7 @@ t.test('the current holders gone, the stale replica back: refused, then served o
 
   await t.rejects(env.open('n3', true), {
     code: 'NO_CURRENT_REPLICA',
-    message: /its current data is on n1, n2 \(data generation 1\), none reachable; the replica on n3 \(faulted, data generation 1\) is stale/,
+    message: /its current data is on n1, n2 \(data generation 1\), none reachable; the replica on n3 \(faulted at data generation 1\) is stale/,
     details: { current: ['n1', 'n2'], stale: [{ nodeId: 'n3', state: 'faulted' }] },
   });
   t.equal(env.cluster.stateOf('n3'), 'faulted', 'n3 is still out');
