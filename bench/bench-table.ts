@@ -27,16 +27,16 @@ export function medianResult(results: readonly FioResult[]): FioResult {
   };
 }
 
-function formatNumber(value: number, fractionDigits: number): string {
+export function formatNumber(value: number, fractionDigits: number): string {
   if (!Number.isFinite(value)) return '-';
   return value.toLocaleString('en-US', { minimumFractionDigits: fractionDigits, maximumFractionDigits: fractionDigits });
 }
 
-function formatRatio(ratio: number): string {
+export function formatRatio(ratio: number): string {
   return Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-';
 }
 
-function cells(result: FioResult): string[] {
+export function cells(result: FioResult): string[] {
   return [formatNumber(result.iops, 0), formatNumber(result.mibPerSec, 1), formatNumber(result.p99Us, 0)];
 }
 
@@ -48,6 +48,11 @@ export function renderTable(rows: readonly RowResult[]): string {
     ...cells(row.nbdkit),
     formatRatio(row.plinth.iops / row.nbdkit.iops),
   ]);
+  return renderAligned(header, body);
+}
+
+/** Columns padded to their widest cell: the first left-aligned, the rest right-aligned. */
+export function renderAligned(header: readonly string[], body: readonly (readonly string[])[]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((line) => (line[column] ?? '').length)));
   const render = (line: readonly string[]): string =>
     line

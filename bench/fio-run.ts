@@ -17,6 +17,8 @@ export interface FioJob {
   readonly sizeBytes: number;
   /** Run for this long (time based); undefined = one pass over sizeBytes. */
   readonly runtimeSec?: number;
+  /** Stop after this many bytes of I/O (fio --io_size), e.g. scattered writes over a bigger sizeBytes. */
+  readonly ioSizeBytes?: number;
 }
 
 export interface FioResult {
@@ -56,6 +58,7 @@ export function fioArgs(job: FioJob, outputPath: string): string[] {
     `--output=${outputPath}`,
   ];
   if (job.runtimeSec !== undefined) args.push(`--runtime=${job.runtimeSec}`, '--time_based');
+  if (job.ioSizeBytes !== undefined) args.push(`--io_size=${job.ioSizeBytes}`);
   return args;
 }
 

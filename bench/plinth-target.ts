@@ -28,7 +28,7 @@ const DISK_SLACK_BYTES = 256 * 1024 * 1024;
 
 const DAEMON_PATH = fileURLToPath(new URL('../daemon/bin/plinthd.js', import.meta.url));
 
-async function waitReady(apiUrl: string, isAlive: () => boolean): Promise<void> {
+export async function waitReady(apiUrl: string, isAlive: () => boolean): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastProblem = 'no answer';
   while (Date.now() < deadline) {

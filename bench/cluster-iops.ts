@@ -1,0 +1,82 @@
+/**
+ * IOPS rows of the cluster benchmark (issue 4 "Benchmark": 3 replicas on 3
+ * local daemons vs 1 replica). Two volumes on the same 3-node cluster, both
+ * created and served through n1 (the scheduler puts a 1-replica volume on
+ * the creating node, daemon/control/volume-placement.ts), so the only
+ * difference is the synchronous fan-out to two remote replicas. fio drives
+ * n1's NBD port; rounds alternate which volume goes first; medians compare.
+ */
+import { medianResult } from './bench-table.js';
+import type { ClusterTarget } from './cluster-target.js';
+import { type FioJob, type FioResult, runFio } from './fio-run.js';
+
+export interface IopsRow {
+  readonly id: string;
+  readonly rw: FioJob['rw'];
+  readonly blockSizeBytes: number;
+  readonly ioDepth: number;
+}
+
+export interface IopsOptions {
+  readonly sizeBytes: number;
+  readonly runtimeSec: number;
+  readonly rounds: number;
+  readonly progress: (message: string) => void;
+}
+
+/** Per row, the medians over the rounds for each volume. */
+export interface IopsRowResult {
+  readonly row: string;
+  readonly oneReplica: FioResult;
+  readonly threeReplicas: FioResult;
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const OWNER = 'n1';
+
+export const IOPS_ROWS: readonly IopsRow[] = [
+  { id: '4k-randwrite-qd1', rw: 'randwrite', blockSizeBytes: 4 * KIB, ioDepth: 1 },
+  { id: '4k-randwrite-qd32', rw: 'randwrite', blockSizeBytes: 4 * KIB, ioDepth: 32 },
+  { id: '1m-write-qd8', rw: 'write', blockSizeBytes: MIB, ioDepth: 8 },
+];
+
+const VOLUMES = [
+  { name: 'bench-1r', replicas: 1 },
+  { name: 'bench-3r', replicas: 3 },
+] as const;
+
+export async function measureIops(cluster: ClusterTarget, options: IopsOptions): Promise<IopsRowResult[]> {
+  const owner = cluster.member(OWNER);
+  for (const volume of VOLUMES) {
+    const created = await owner.createVolume(volume.name, options.sizeBytes, volume.replicas);
+    options.progress(`iops: ${volume.name} on ${created.replicas.map((replica) => replica.nodeId).join(',')}; pre-filling ${options.sizeBytes / MIB} MiB`);
+    // Overwrites, not first writes: Plinth allocates extents on first write.
+    await runFio({ uri: owner.nbdUri(volume.name), rw: 'write', blockSizeBytes: MIB, ioDepth: 8, sizeBytes: options.sizeBytes });
+  }
+  const rows: IopsRowResult[] = [];
+  for (const row of IOPS_ROWS) {
+    const results = new Map<string, FioResult[]>(VOLUMES.map((volume) => [volume.name, []]));
+    for (let round = 0; round < options.rounds; round += 1) {
+      const ordered = round % 2 === 0 ? VOLUMES : [...VOLUMES].reverse();
+      for (const volume of ordered) {
+        const result = await runFio({
+          uri: owner.nbdUri(volume.name),
+          rw: row.rw,
+          blockSizeBytes: row.blockSizeBytes,
+          ioDepth: row.ioDepth,
+          sizeBytes: options.sizeBytes,
+          runtimeSec: options.runtimeSec,
+        });
+        options.progress(`${row.id} round ${round + 1}/${options.rounds} ${volume.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s, p99 ${result.p99Us.toFixed(0)} us`);
+        results.get(volume.name)?.push(result);
+      }
+    }
+    rows.push({
+      row: row.id,
+      oneReplica: medianResult(results.get('bench-1r') ?? []),
+      threeReplicas: medianResult(results.get('bench-3r') ?? []),
+    });
+  }
+  return rows;
+}
