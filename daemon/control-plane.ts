@@ -20,6 +20,8 @@ export interface VolumeView {
   readonly replicas: readonly ReplicaView[];
   /** Live protocol connections on the owner. */
   readonly connections: number;
+  /** How long a lost replica may stay away before it is replaced elsewhere. */
+  readonly graceMs: number;
 }
 
 export interface ReplicaView {
@@ -87,6 +89,8 @@ export interface CreateVolumeRequest {
   readonly name: string;
   readonly sizeBytes: number;
   readonly replicaCount?: number;
+  /** How long a lost replica may stay away before it is replaced elsewhere (default DEFAULT_GRACE_MS). */
+  readonly graceMs?: number;
 }
 
 export interface Readiness {

@@ -15,11 +15,13 @@ export interface GlobalOptions {
   readonly version: boolean;
 }
 
-export type CommandOptionName = 'size' | 'replicas' | 'node' | 'force' | 'wait';
+export type CommandOptionName = 'size' | 'replicas' | 'grace' | 'node' | 'force' | 'wait';
 
 export interface CommandOptions {
   readonly size?: string;
   readonly replicas?: string;
+  /** `volume create --grace 10m`: passed to the daemon as typed. */
+  readonly grace?: string;
   readonly node?: string;
   readonly force: boolean;
   /** `node drain --wait`: poll until the drain is done. */
@@ -47,6 +49,7 @@ const OPTION_SPEC = {
   version: { type: 'boolean', default: false },
   size: { type: 'string' },
   replicas: { type: 'string' },
+  grace: { type: 'string' },
   node: { type: 'string' },
   force: { type: 'boolean', default: false },
   wait: { type: 'boolean', default: false },
@@ -61,6 +64,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const givenOptions: CommandOptionName[] = [];
   if (values.size !== undefined) givenOptions.push('size');
   if (values.replicas !== undefined) givenOptions.push('replicas');
+  if (values.grace !== undefined) givenOptions.push('grace');
   if (values.node !== undefined) givenOptions.push('node');
   if (values.force) givenOptions.push('force');
   if (values.wait) givenOptions.push('wait');
@@ -76,6 +80,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     options: {
       ...(values.size === undefined ? {} : { size: values.size }),
       ...(values.replicas === undefined ? {} : { replicas: values.replicas }),
+      ...(values.grace === undefined ? {} : { grace: values.grace }),
       ...(values.node === undefined ? {} : { node: values.node }),
       force: values.force,
       wait: values.wait,

@@ -28,6 +28,8 @@ export interface CreateVolumeInput {
   /** Bytes, or a binary-unit string such as "10GiB" (the daemon parses it). */
   readonly size: number | string;
   readonly replicas?: number;
+  /** Whole seconds, or a string such as "90s", "10m" (the daemon parses it). */
+  readonly grace?: number | string;
 }
 
 export interface ForceOption {
@@ -81,9 +83,12 @@ export class PlinthClient {
   }
 
   async createVolume(input: CreateVolumeInput): Promise<VolumeView> {
-    const body = input.replicas === undefined
-      ? { name: input.name, size: input.size }
-      : { name: input.name, size: input.size, replicas: input.replicas };
+    const body = {
+      name: input.name,
+      size: input.size,
+      ...(input.replicas === undefined ? {} : { replicas: input.replicas }),
+      ...(input.grace === undefined ? {} : { grace: input.grace }),
+    };
     const response = await this.request('POST', '/v1/volumes', body);
     return decodeVolume(response.json, response.status);
   }

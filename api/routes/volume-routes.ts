@@ -15,6 +15,7 @@ import {
 } from '../schemas/request-schemas.js';
 import { commonErrorResponses, errorRef } from '../schemas/view-schemas.js';
 import { bearerSecurity } from './route-security.js';
+import { parseDurationMs } from '../../common/durations.js';
 
 const volumeRef = { $ref: 'VolumeView#' } as const;
 const tags = ['volumes'];
@@ -38,11 +39,14 @@ export function registerVolumeRoutes(app: FastifyInstance, control: ControlPlane
       response: { 201: volumeRef, ...commonErrorResponses, 409: errorRef, 413: errorRef, 415: errorRef, 507: errorRef },
     },
   }, async (request, reply) => {
-    const { name, size, replicas } = request.body;
+    const { name, size, replicas, grace } = request.body;
     const sizeBytes = parseSize(size);
-    const view = await control.createVolume(
-      replicas === undefined ? { name, sizeBytes } : { name, sizeBytes, replicaCount: replicas },
-    );
+    const view = await control.createVolume({
+      name,
+      sizeBytes,
+      ...(replicas === undefined ? {} : { replicaCount: replicas }),
+      ...(grace === undefined ? {} : { graceMs: parseDurationMs(grace) }),
+    });
     reply.code(201);
     return view;
   });

@@ -51,6 +51,13 @@ export const createVolumeBodySchema = {
     name: volumeNameSchema,
     size: sizeSchema,
     replicas: { type: 'integer', minimum: 1, maximum: MAX_REPLICAS, description: 'replica count (default: the daemon\'s)' },
+    grace: {
+      description: 'how long a lost replica may stay away before it is rebuilt elsewhere: whole seconds, or a string such as "90s", "10m", "1h" (default 10m)',
+      oneOf: [
+        { type: 'integer', minimum: 0 },
+        { type: 'string', minLength: 1, maxLength: 32 },
+      ],
+    },
   },
 } as const;
 
@@ -58,6 +65,7 @@ export interface CreateVolumeBody {
   readonly name: string;
   readonly size: SizeInput;
   readonly replicas?: number;
+  readonly grace?: number | string;
 }
 
 export const resizeVolumeBodySchema = {

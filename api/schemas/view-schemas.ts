@@ -31,7 +31,7 @@ export const volumeViewSchema = {
   type: 'object',
   required: [
     'id', 'name', 'sizeBytes', 'replicaCount', 'createdAt', 'attachedTo',
-    'generation', 'state', 'allocatedBytes', 'replicas', 'connections',
+    'generation', 'state', 'allocatedBytes', 'replicas', 'connections', 'graceMs',
   ],
   properties: {
     id: { type: 'string' },
@@ -45,6 +45,7 @@ export const volumeViewSchema = {
     allocatedBytes: { type: 'integer', minimum: 0, description: 'pool space used (thin provisioning)' },
     replicas: { type: 'array', items: { $ref: 'ReplicaView#' } },
     connections: { type: 'integer', minimum: 0, description: 'live NBD/iSCSI connections on the owner' },
+    graceMs: { type: 'integer', minimum: 0, description: 'how long a lost replica may stay away before it is rebuilt elsewhere' },
   },
 } as const;
 

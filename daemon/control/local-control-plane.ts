@@ -144,7 +144,11 @@ export class LocalControlPlane implements ControlPlane {
       sizeBytes: request.sizeBytes,
       createdAt: this.#clock().toISOString(),
     };
-    const asked = request.replicaCount === undefined ? base : { ...base, replicaCount: request.replicaCount };
+    const asked = {
+      ...base,
+      ...(request.replicaCount === undefined ? {} : { replicaCount: request.replicaCount }),
+      ...(request.graceMs === undefined ? {} : { graceMs: request.graceMs }),
+    };
     // Name, size and count are refused with the state machine's own words before placement runs.
     this.#refuseEarly(asked);
     const command = { ...asked, placement: choosePlacement(this.#modules.commands.state, request, this.#options.nodeId) };

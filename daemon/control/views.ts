@@ -32,6 +32,7 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
       return rebuild === undefined ? base : { ...base, rebuild };
     }),
     connections: facts.connections,
+    graceMs: volume.graceMs,
   };
 }
 

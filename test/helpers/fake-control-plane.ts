@@ -1,4 +1,5 @@
 import { PlinthError } from '../../common/plinth-error.js';
+import { DEFAULT_GRACE_MS } from '../../daemon/state/cluster-state.js';
 import type {
   ClusterView,
   ControlPlane,
@@ -98,6 +99,7 @@ export class FakeControlPlane implements ControlPlane {
       allocatedBytes: 0,
       replicas: this.nodeIds.slice(0, replicaCount).map((nodeId) => ({ nodeId, state: 'in-sync' })),
       connections: 0,
+      graceMs: request.graceMs ?? DEFAULT_GRACE_MS,
     };
     this.volumes.set(view.name, view);
     return view;

@@ -1,3 +1,4 @@
+import { formatDurationMs } from '../../../common/durations.js';
 import { formatSize } from '../../../common/sizes.js';
 import type { ReplicaView, VolumeView } from '../../../daemon/control-plane.js';
 import { parseReplicaCount } from '../parse-args.js';
@@ -7,15 +8,18 @@ import { argAt, requiredOption, type CommandContext, type CommandSpec } from './
 /** `plinth volume …` (ARCHITECTURE.md "CLI"). Sizes go to the daemon as typed; it parses them. */
 export const volumeCommands: readonly CommandSpec[] = [
   {
-    noun: 'volume', verbs: ['create'], args: ['NAME'], options: ['size', 'replicas'], requiredOptions: ['size'],
-    synopsis: 'volume create NAME --size SIZE [--replicas N]',
-    summary: 'create a volume (SIZE like 10GiB)',
+    noun: 'volume', verbs: ['create'], args: ['NAME'], options: ['size', 'replicas', 'grace'], requiredOptions: ['size'],
+    synopsis: 'volume create NAME --size SIZE [--replicas N] [--grace 10m]',
+    summary: 'create a volume (SIZE like 10GiB; --grace: how long a lost replica may stay away before it is rebuilt elsewhere)',
     async run(context, args, options) {
       const name = argAt(args, 0);
       const size = requiredOption(options.size, 'size');
-      const view = await context.client.createVolume(
-        options.replicas === undefined ? { name, size } : { name, size, replicas: parseReplicaCount(options.replicas) },
-      );
+      const view = await context.client.createVolume({
+        name,
+        size,
+        ...(options.replicas === undefined ? {} : { replicas: parseReplicaCount(options.replicas) }),
+        ...(options.grace === undefined ? {} : { grace: options.grace }),
+      });
       printVolumeResult(context, view, `created volume ${view.name}: ${formatSize(view.sizeBytes)}, ${replicaWord(view.replicaCount)}`);
     },
   },
@@ -126,6 +130,7 @@ function volumeDetails(view: VolumeView): [string, string][] {
     ...view.replicas.map((replica): [string, string] => [`  ${replica.nodeId}`, replicaLine(replica)]),
     ['attached', view.attachedTo ?? '-'],
     ['generation', String(view.generation)],
+    ['replica grace', formatDurationMs(view.graceMs)],
     ['connections', String(view.connections)],
     ['created', view.createdAt],
   ];

@@ -22,6 +22,15 @@ t.test('every /v1 route answers its happy path', async (t) => {
   t.equal(created.statusCode, 201);
   t.match(volumeOf(created.json()), { name: 'db1', sizeBytes: 10 * GIB, replicaCount: 2, attachedTo: null });
 
+  t.equal(volumeOf(created.json()).graceMs, 600_000, 'the default replica grace is 10 minutes');
+  const graced = await call('POST', '/v1/volumes', { name: 'short-grace', size: '1GiB', grace: '90s' });
+  t.equal(graced.statusCode, 201);
+  t.equal(volumeOf(graced.json()).graceMs, 90_000, 'grace as a duration string');
+  const badGrace = await call('POST', '/v1/volumes', { name: 'bad-grace', size: '1GiB', grace: '10 minutes' });
+  t.equal(badGrace.statusCode, 400, 'a malformed grace is refused');
+  t.match(errorOf(badGrace), { code: 'INVALID_ARGUMENT' });
+  t.equal((await call('DELETE', '/v1/volumes/short-grace')).statusCode, 204);
+
   const bytes = await call('POST', '/v1/volumes', { name: 'web-cache-2', size: 1048576 });
   t.equal(bytes.statusCode, 201, 'integer byte sizes are accepted');
   t.equal(volumeOf(bytes.json()).sizeBytes, 1048576);

@@ -97,8 +97,9 @@ t.test('create, get, list', async (t) => {
     generation: 0,
     state: 'healthy',
     allocatedBytes: 0,
-    replicas: [{ nodeId: 'n1', state: 'in-sync' }],
+    replicas: [{ nodeId: 'n1', state: 'in-sync', dataGeneration: 0 }],
     connections: 0,
+    graceMs: 600_000,
   });
   await control.createVolume({ name: 'a-first', sizeBytes: MiB });
   t.same((await control.listVolumes()).map((volume) => volume.name), ['a-first', 'db1']);
@@ -308,7 +309,7 @@ t.test('placement and node removal through the control plane', async (t) => {
   await t.rejects(r.control.removeNode('n1'), { code: 'LAST_IN_SYNC_REPLICA' });
   await r.control.removeNode('n2');
   t.same((await r.control.nodes()).map((node) => `${node.id}:${node.state}`), ['n1:up', 'n3:down']);
-  t.same((await r.control.getVolume('v')).replicas, [{ nodeId: 'n1', state: 'in-sync' }]);
+  t.same((await r.control.getVolume('v')).replicas, [{ nodeId: 'n1', state: 'in-sync', dataGeneration: 0 }]);
   t.equal((await r.control.getVolume('v')).state, 'degraded', 'one of two wanted replicas is left');
   await t.rejects(r.control.removeNode('ghost'), { code: 'NODE_NOT_FOUND' });
 });
