@@ -78,21 +78,34 @@ export interface ApiResponse {
 }
 
 /** Pick `count` distinct free TCP ports on 127.0.0.1 (all held open at once, then released). */
+/**
+ * Ports for test daemons, below the kernel's ephemeral range (32768+ here):
+ * a port handed out by listen(0) comes from that range, where any outbound
+ * connection of a parallel test may take it as its source port before the
+ * daemon binds it (seen as EADDRINUSE under load). Each port is checked by
+ * binding it; startDaemon retries the rare clash with another test.
+ */
+const TEST_PORT_MIN = 12_000;
+const TEST_PORT_MAX = 32_000;
+const PLINTH_DEFAULT_PORTS = new Set([9700, 9701, 10809, 3260]);
+
 export async function pickFreePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  const ports: number[] = [];
+  for (let attempt = 0; ports.length < count && attempt < count * 50; attempt += 1) {
+    const port = TEST_PORT_MIN + Math.floor(Math.random() * (TEST_PORT_MAX - TEST_PORT_MIN));
+    if (ports.includes(port) || PLINTH_DEFAULT_PORTS.has(port)) continue;
+    if (await canBind(port)) ports.push(port);
+  }
+  if (ports.length < count) throw new Error(`could not find ${count} free ports between ${TEST_PORT_MIN} and ${TEST_PORT_MAX}`);
   return ports;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** Daemons spawned per data dir, so a dir is never removed under a live daemon. */
@@ -292,9 +305,18 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
 
 /** Spawn and wait until /readyz answers 200. */
 export async function startDaemon(t: TeardownHost, options: SpawnDaemonOptions = {}): Promise<DaemonProcess> {
-  const daemon = await spawnDaemon(t, options);
-  await daemon.waitForReady();
-  return daemon;
+  // Ports the test chose itself are kept; picked ones may clash with a parallel test: pick again.
+  const portsPicked = options.ports?.api === undefined || options.ports.peer === undefined || options.ports.nbd === undefined || options.ports.iscsi === undefined;
+  for (let attempt = 1; ; attempt += 1) {
+    const daemon = await spawnDaemon(t, options);
+    try {
+      await daemon.waitForReady();
+      return daemon;
+    } catch (err) {
+      const clash = daemon.exitStatus !== null && daemon.describeOutput().includes('EADDRINUSE');
+      if (!portsPicked || !clash || attempt >= 3) throw err;
+    }
+  }
 }
 
 async function resolvePorts(ports: Partial<DaemonPorts> = {}): Promise<DaemonPorts> {
