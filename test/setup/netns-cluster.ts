@@ -49,6 +49,8 @@ export interface NetnsDaemonOptions {
   readonly env?: Readonly<Record<string, string>>;
   readonly args?: readonly string[];
   readonly logLevel?: string;
+  /** Restart this (exited) daemon of the node in place: same data dir, no --join (the soak's kill -9 and power cuts). */
+  readonly restartOf?: DaemonProcess;
 }
 
 export interface LinkImpairment {
@@ -79,6 +81,8 @@ export class NetnsCluster {
   readonly #children: ChildProcess[] = [];
   readonly #servers: Server[] = [];
   readonly #createdNamespaces: string[] = [];
+  /** One API forwarder per node, kept across restarts (its unix socket path is the node's). */
+  readonly #apiUrls = new Map<string, string>();
 
   private constructor(nodes: NetnsNode[], wireNamespace: string, socketDir: string) {
     this.nodes = nodes;
@@ -113,11 +117,12 @@ export class NetnsCluster {
   /** Start plinthd inside the node's namespace and wait until it is ready. */
   async startDaemon(t: TeardownHost, id: string, options: NetnsDaemonOptions = {}): Promise<DaemonProcess> {
     const node = this.node(id);
-    const apiUrl = await this.#forwardApi(node);
-    const joinArgs = options.join === undefined ? [] : ['--join', `${this.node(options.join).address}:${NETNS_PORTS.peer}`];
+    const apiUrl = this.#apiUrls.get(id) ?? (await this.#forwardApi(node));
+    this.#apiUrls.set(id, apiUrl);
+    const joinArgs = options.join === undefined || options.restartOf !== undefined ? [] : ['--join', `${this.node(options.join).address}:${NETNS_PORTS.peer}`];
     const daemon = await startDaemon(t, {
       // A recognisable data dir: `pkill -f "plinthd.js --data-dir /tmp/plinth-netns-"` finds strays of these tests only.
-      dataDir: await makeTempDir(t, `plinth-netns-${id}-`),
+      dataDir: options.restartOf?.dataDir ?? (await makeTempDir(t, `plinth-netns-${id}-`)),
       ports: NETNS_PORTS,
       netns: { name: node.namespace, host: node.address, apiUrl },
       args: ['--node-id', id, ...joinArgs, ...(options.args ?? [])],
