@@ -28,6 +28,7 @@ import { createDaemonMetrics } from './metrics/daemon-metrics.js';
 import { AppliedStateWatcher } from './volume/applied-state-watcher.js';
 import { startDataPlane, type DataPlane } from './volume/data-plane.js';
 import { DrainAttachments } from './reconciler/drain-attachments.js';
+import { openRunMarker } from './lifecycle/run-marker.js';
 import { proposerCluster } from './volume/proposer-cluster.js';
 import { proposerReplacementPort } from './reconciler/replica-replacement.js';
 import type { VolumeSessions } from './volume/volume-sessions.js';
@@ -107,6 +108,9 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const dataDir = resolve(config.dataDir);
   const db = await openNodeDatabase(dataDir);
   stack.push('db', () => db.close());
+  // Closed just before the db, after every pool store flushed: only a clean shutdown removes it.
+  const runMarker = await openRunMarker(dataDir, { logger: modules.logger });
+  stack.push('run marker', () => runMarker.markClean());
   const nodeId = await loadNodeId({
     configured: config.nodeId,
     configuredSource: config.sources['node-id'] ?? '--node-id',
@@ -144,7 +148,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const pool = await openNodePool(config, dataDir, db, logger);
   stack.push('pool', () => pool.close());
   startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
-  const dataPlane = await startNodeDataPlane(stack, { nodeId }, { cluster, pool, db, peerListener, logger });
+  const dataPlane = await startNodeDataPlane(stack, { nodeId, uncleanRestart: runMarker.previousRunEndedUncleanly }, { cluster, pool, db, peerListener, logger });
 
   const { apiAddress, nbdAddress } = await startFrontEnds(
     stack,
@@ -235,12 +239,12 @@ async function startFrontEnds(
  */
 async function startNodeDataPlane(
   stack: ShutdownStack,
-  options: { readonly nodeId: string },
+  options: { readonly nodeId: string; readonly uncleanRestart: boolean },
   modules: { readonly cluster: ClusterNode; readonly pool: Pool; readonly db: NodeDatabase; readonly peerListener: PeerListener; readonly logger: Logger },
 ): Promise<DataPlane> {
   const { cluster, peerListener } = modules;
   const dataPlane = await startDataPlane(
-    { nodeId: options.nodeId, secret: cluster.secret },
+    { nodeId: options.nodeId, secret: cluster.secret, sessions: { session: { uncleanRestart: options.uncleanRestart } } },
     {
       pool: modules.pool,
       db: modules.db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' }),

@@ -26,6 +26,12 @@ import { MAX_REGIONS_PER_REPLY, type RegionList } from '../../blockdev/replica/r
 export interface ResyncReplica {
   readonly id: string;
   readonly local: boolean;
+  /**
+   * Its node restarted after an unclean end (run-marker.ts): writes that
+   * were acknowledged but not flushed may be gone from it, so it is the
+   * source only when no other candidate is left.
+   */
+  readonly uncleanRestart?: boolean;
   readonly device: BlockDevice;
   getActivity(offset: number, lengthBytes: number): Promise<RegionList>;
 }
@@ -68,7 +74,7 @@ export async function reconcileInFlightRegions(
     }
   }
   const regions = mergeRegions(regionSets.flat());
-  const candidates = [...replicas.filter((replica) => replica.local), ...replicas.filter((replica) => !replica.local)];
+  const candidates = sourceOrder(replicas);
   let progress: CatchUpProgress = { copiedBytes: 0, zeroedBytes: 0, doneBytes: 0, totalBytes: 0 };
   for (const source of candidates) {
     if (failed.has(source.id)) continue;
@@ -186,4 +192,15 @@ async function pagedByteRegions(
 /** Sorted, overlapping and touching regions joined. */
 export function mergeRegions(regions: readonly ByteRegion[]): ByteRegion[] {
   return mergeByteRegions(regions);
+}
+
+/**
+ * Which replica is tried first as the source: the local one (no network
+ * copy), then the remote ones, and last any whose node restarted uncleanly:
+ * its disk may have lost acknowledged, unflushed writes that the others
+ * still hold, and copying it over them would lose those writes everywhere.
+ */
+export function sourceOrder(replicas: readonly ResyncReplica[]): ResyncReplica[] {
+  const rank = (replica: ResyncReplica): number => (replica.uncleanRestart === true ? 2 : replica.local ? 0 : 1);
+  return [...replicas].sort((a, b) => rank(a) - rank(b));
 }

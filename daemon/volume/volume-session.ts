@@ -40,6 +40,8 @@ export interface VolumeSessionOptions {
   readonly handshakeTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
   readonly connectionsPerReplica?: number;
+  /** This node's previous run ended uncleanly (run-marker.ts): its local replica is the source only as a last resort. */
+  readonly uncleanRestart?: boolean;
 }
 
 export interface VolumeSessionModules {
@@ -100,7 +102,7 @@ export class VolumeSession {
     const replicas = await openReplicas(placement, options, modules, logger);
     try {
       const openReplica = (nodeId: string): Promise<SessionReplica> => openReplicaDevice(placement, nodeId, options, modules, logger);
-      return await VolumeSession.#serve(placement, replicas, modules, openReplica, logger);
+      return await VolumeSession.#serve(placement, replicas, { ...modules, uncleanRestart: options.uncleanRestart === true }, openReplica, logger);
     } catch (error) {
       for (const replica of replicas) if (replica.device instanceof RemoteReplica) replica.device.close();
       throw error;
@@ -110,7 +112,7 @@ export class VolumeSession {
   static async #serve(
     placement: VolumePlacement,
     replicas: SessionReplica[],
-    modules: VolumeSessionModules,
+    modules: VolumeSessionModules & { readonly uncleanRestart: boolean },
     openReplica: (nodeId: string) => Promise<SessionReplica>,
     logger: Logger,
   ): Promise<VolumeSession> {
@@ -120,7 +122,13 @@ export class VolumeSession {
     const current = new Set(currentDataNodeIds(placement.replicas));
     const candidates: ResyncReplica[] = replicas
       .filter((replica) => current.has(replica.nodeId) && replica.reachable)
-      .map((replica) => ({ id: replica.nodeId, local: replica.local, device: replica.device, getActivity: (offset, length) => replica.device.getActivity(offset, length) }));
+      .map((replica) => ({
+        id: replica.nodeId,
+        local: replica.local,
+        uncleanRestart: replica.local && modules.uncleanRestart,
+        device: replica.device,
+        getActivity: (offset: number, length: number) => replica.device.getActivity(offset, length),
+      }));
     const resync = await reconcileInFlightRegions(candidates, { sizeBytes: placement.sizeBytes }, { logger });
     if (resync.sourceId === null) throw noCurrentReplicaError(placement.name, placement.replicas, 'none reachable');
     const identical = new Set(resync.identical);

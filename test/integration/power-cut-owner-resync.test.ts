@@ -1,19 +1,16 @@
 /**
  * A finding of the chaos soak (issue 7; `npm run soak -- --minutes 10 --seed
  * 101 --faults kill,stop,failpoint,power-cut,disk`), reduced to one
- * scenario. The owner n1 runs over the power-loss disk layer; its client's
- * writes are acknowledged (so on every in-sync replica: invariant 1) but not
- * flushed. A FLUSH reaches n1's `disk.sync`, where the power is cut: n1
- * loses un-synced writes, the other replicas keep them. n1 restarts and its
- * client reconnects to it (the volume is still attached there). The new
- * session picks its local replica as the failover source (failover-resync.ts
- * "the local one if any") and copies it over the in-flight regions of the
- * others: the writes only n1 lost are then lost everywhere.
- *
- * Marked todo (tap then skips it) until failover prefers a replica that did
- * not restart uncleanly; `SOAK_FINDINGS=1` runs it for real (it fails today).
- * Remove the todo with the fix, and give the CI soak (soak-short.test.ts)
- * power-cut back.
+ * scenario and kept as its regression test. The owner n1 runs over the
+ * power-loss disk layer; its client's writes are acknowledged (so on every
+ * in-sync replica: invariant 1) but not flushed. A FLUSH reaches n1's
+ * `disk.sync`, where the power is cut: n1 loses un-synced writes, the other
+ * replicas keep them. n1 restarts and its client reconnects to it (the
+ * volume is still attached there). The new session used to pick its local
+ * replica as the failover source and copy it over the in-flight regions of
+ * the others, losing those writes everywhere. Now a node whose previous run
+ * ended uncleanly (daemon/lifecycle/run-marker.ts) is the source only as a
+ * last resort (failover-resync.ts sourceOrder).
  */
 import t from 'tap';
 import { startFailpointMember } from './fixtures/failpoint-cluster.js';
@@ -25,9 +22,7 @@ const OP_TIMEOUT_MS = 20_000;
 /** Keep n1 "up" in the cluster's view across its restart, as in the soak (the restart beat the down detector). */
 const ENV = { PLINTH_NODE_DOWN_AFTER_MS: '30000' };
 
-const TODO = process.env['SOAK_FINDINGS'] === '1' ? false : 'failover resync picks the restarted owner\'s own power-cut replica as source';
-
-t.test('acknowledged writes survive a power cut of the owner that restarts and re-attaches', { todo: TODO }, async (t) => {
+t.test('acknowledged writes survive a power cut of the owner that restarts and re-attaches', async (t) => {
   const n1 = await startFailpointMember(t, 'n1', { env: { ...ENV, PLINTH_TEST_DISK: 'power-loss:seed=7' }, dataDirPrefix: 'plinth-soak-find-' });
   const n2 = await startFailpointMember(t, 'n2', { join: n1, env: ENV, dataDirPrefix: 'plinth-soak-find-' });
   await startFailpointMember(t, 'n3', { join: n2, env: ENV, dataDirPrefix: 'plinth-soak-find-' });
