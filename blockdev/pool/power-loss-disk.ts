@@ -198,7 +198,8 @@ export function diskLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger): DiskLa
   let maxCachedBytes = DEFAULT_MAX_CACHED_BYTES;
   for (const optionText of optionTexts) {
     const [key = '', value = ''] = optionText.split('=');
-    if (key === 'seed' && /^\d{1,9}$/.test(value)) seed = Number(value);
+    // Any whole number; the PRNG folds it to 32 bits.
+    if (key === 'seed' && /^\d{1,15}$/.test(value)) seed = Number(value);
     else if (key === 'cache' && value !== '') maxCachedBytes = parseSize(value);
     else throw invalidEnv(text, `bad option ${JSON.stringify(optionText)} (seed=N, cache=SIZE)`);
   }
