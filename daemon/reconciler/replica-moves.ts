@@ -5,7 +5,7 @@
  * first and remove after the new replica is in sync, so the in-sync set never
  * drops below the replica count because of a move.
  */
-export type MoveReason = 'drain' | 'locality';
+export type MoveReason = 'drain' | 'locality' | 'repair';
 
 export type ReplicaMove =
   /** replica.add: a new replica (rebuilding) that the owner's rebuild fills by a full copy. */

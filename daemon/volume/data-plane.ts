@@ -9,6 +9,7 @@ import type { CommandProposer } from '../control/command-proposer.js';
 import { createDrainReconciler } from '../reconciler/drain-reconciler.js';
 import type { LeaderReconciler } from '../reconciler/leader-reconciler.js';
 import { createLocalityReconciler } from '../reconciler/locality-reconciler.js';
+import { createRepairReconciler } from '../reconciler/repair-reconciler.js';
 import { SessionReplicaSync } from './session-replica-sync.js';
 import type { DataPlaneCluster } from './data-plane-cluster.js';
 import { VolumeSessions, type VolumeSessionsOptions } from './volume-sessions.js';
@@ -49,6 +50,8 @@ export interface ReplicaMoveOptions {
   readonly maxMovingVolumes?: number;
   readonly drain?: boolean;
   readonly locality?: boolean;
+  /** Re-replicate volumes left with fewer replicas than their count (node rm). */
+  readonly repair?: boolean;
   /** How often owner sessions pick up committed replica.add / replica.remove. */
   readonly syncIntervalMs?: number;
 }
@@ -138,6 +141,7 @@ function startReplicaMovers(options: DataPlaneOptions, commands: CommandProposer
   const movers: LeaderReconciler[] = [];
   if (moves.drain !== false) movers.push(createDrainReconciler(shared, modules));
   if (moves.locality !== false) movers.push(createLocalityReconciler(shared, modules));
+  if (moves.repair !== false) movers.push(createRepairReconciler(shared, modules));
   for (const mover of movers) mover.start();
   return movers;
 }
