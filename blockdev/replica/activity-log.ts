@@ -42,6 +42,13 @@ export class VolumeActivity {
   /** Durable activation of a region in progress: later writes to it wait for the same promise. */
   readonly #activating = new Map<number, Promise<void>>();
   #chain: Promise<void> = Promise.resolve();
+  /**
+   * Group commit: marks of regions activated while the chain is busy join
+   * one sync'd batch (8 catch-up chunks of fresh regions were waiting for 8
+   * fsyncs in a row). Open only while it is the last entry of the chain, so
+   * nothing (a clear) that was enqueued after it is overtaken by a mark.
+   */
+  #openMarkBatch: { readonly records: Map<number, RegionRecord>; readonly written: Promise<void> } | undefined;
   /** A failed durable mark leaves memory ahead of disk: refuse every later write (the replica is faulted). */
   #broken: unknown;
 
@@ -82,7 +89,7 @@ export class VolumeActivity {
     const regions = this.#tracker.regionsOf(offset, lengthBytes);
     const activations = this.#tracker.startWrite(regions);
     if (activations.size > 0) {
-      const persisted = this.#persist(activations, true);
+      const persisted = this.#persistMarks(activations);
       for (const region of activations.keys()) this.#activating.set(region, persisted);
       void persisted.then(
         () => this.#forget(activations.keys(), persisted),
@@ -137,7 +144,29 @@ export class VolumeActivity {
     return [first, first + regions.length];
   }
 
+  /** Durable marks: join the open batch if it has not started yet, else open a new one. */
+  #persistMarks(records: ReadonlyMap<number, RegionRecord>): Promise<void> {
+    const open = this.#openMarkBatch;
+    if (open !== undefined) {
+      for (const [region, record] of records) open.records.set(region, record);
+      return open.written;
+    }
+    const batch = new Map(records);
+    const written = this.#enqueue(() => {
+      // Started: later marks form the next batch.
+      if (this.#openMarkBatch?.records === batch) this.#openMarkBatch = undefined;
+      return this.#modules.db.batch(this.#operations(batch), SYNC_WRITE);
+    });
+    this.#openMarkBatch = { records: batch, written };
+    return written;
+  }
+
   #persist(records: ReadonlyMap<number, RegionRecord>, sync: boolean): Promise<void> {
+    const operations = this.#operations(records);
+    return this.#enqueue(() => this.#modules.db.batch(operations, sync ? SYNC_WRITE : LAZY_WRITE));
+  }
+
+  #operations(records: ReadonlyMap<number, RegionRecord>): ReplicaBatchOperation[] {
     const operations: ReplicaBatchOperation[] = [];
     for (const [region, record] of records) {
       const value = Buffer.alloc(9);
@@ -145,10 +174,12 @@ export class VolumeActivity {
       value.writeUInt8(record.active ? 1 : 0, 8);
       operations.push({ type: 'put', key: regionKey(this.volumeId, region), value });
     }
-    return this.#enqueue(() => this.#modules.db.batch(operations, sync ? SYNC_WRITE : LAZY_WRITE));
+    return operations;
   }
 
   #enqueue(write: () => Promise<void>): Promise<void> {
+    // Whatever is enqueued now comes after the open mark batch: close it (see #openMarkBatch).
+    this.#openMarkBatch = undefined;
     const next = this.#chain.then(write);
     // The chain itself must not stay rejected; each caller handles its own failure.
     this.#chain = next.catch(() => undefined);

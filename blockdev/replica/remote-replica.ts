@@ -8,6 +8,7 @@ import { assertInRange } from '../range.js';
 import { encodeDirtyMarker, decodeRegionList, decodeStatusRuns, type RegionList } from './replica-payloads.js';
 import { DEFAULT_MAX_IO_BYTES, maxFrameBytesFor, Opcode, ReplicaProtocolError, RequestFlag } from './replica-protocol.js';
 import { type LinkRequest, ReplicaLink } from './replica-link.js';
+import { INLINE_PAYLOAD_MAX_BYTES } from './replica-codec.js';
 
 /**
  * A volume's replica on another node, as a BlockDevice for the owner's
@@ -59,6 +60,8 @@ export const REMOTE_REPLICA_CAPABILITIES: BlockCapabilities = {
 
 interface Waiter {
   readonly request: LinkRequest;
+  /** The link the request went out on, once dispatched. */
+  link?: ReplicaLink;
   readonly resolve: (payload: Buffer) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -178,6 +181,9 @@ export class RemoteReplica implements BlockDevice {
         if (!finish()) return;
         const index = this.#waiting.indexOf(waiter);
         if (index >= 0) this.#waiting.splice(index, 1);
+        // Its payload may still sit in the link's socket, uncopied; the caller may reuse the buffer once
+        // this rejects, so the link goes down with it (the controller faults this replica on TIMEOUT anyway).
+        if (request.payload.length > INLINE_PAYLOAD_MAX_BYTES) waiter.link?.close(`a ${request.payload.length}-byte request timed out`);
         reject(new PlinthError('TIMEOUT', `replica ${this.#options.host}:${this.#options.port} did not answer within ${timeoutMs} ms`, { volume: this.#options.volumeId, timeoutMs }));
       }, timeoutMs);
       this.#timers.add(timer);
@@ -197,6 +203,7 @@ export class RemoteReplica implements BlockDevice {
       const link = this.#pickLink();
       const waiter = link === undefined ? undefined : this.#waiting.shift();
       if (link === undefined || waiter === undefined) return;
+      waiter.link = link;
       link.send(waiter.request).then(waiter.resolve, (err: unknown) => {
         if (isPlinthError(err, 'FENCED')) this.#fence(err);
         waiter.reject(err);
@@ -204,7 +211,16 @@ export class RemoteReplica implements BlockDevice {
     }
   }
 
+  /**
+   * A link already gathering this turn's requests first: they then leave in
+   * one writev instead of one per link (on loopback each send syscall also
+   * runs the receiver's TCP path, so fewer, fuller writes win). Otherwise the
+   * least busy link, so the next turn's batch goes to another one.
+   */
   #pickLink(): ReplicaLink | undefined {
+    for (const link of this.#links) {
+      if (link !== undefined && link.batching && !link.closed) return link;
+    }
     let best: ReplicaLink | undefined;
     for (let step = 0; step < this.#links.length; step += 1) {
       const link = this.#links[(this.#nextLink + step) % this.#links.length];

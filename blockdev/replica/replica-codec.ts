@@ -29,16 +29,23 @@ const PAYLOAD_OPS: ReadonlySet<number> = new Set([Opcode.WRITE, Opcode.HELLO, Op
 const VOLUMELESS_OPS: ReadonlySet<number> = new Set([Opcode.HELLO, Opcode.PING]);
 export const DIRTY_MARKER_BYTES = 8;
 
+// Two 32-bit halves instead of BigInt: these run several times per request on the data path.
+const TWO_POW_32 = 2 ** 32;
+/** Largest high half of a safe integer (2^53 - 1). */
+const MAX_SAFE_HIGH_WORD = 0x1fffff;
+
 function writeU64(buffer: Buffer, value: number, offset: number): void {
-  buffer.writeBigUInt64BE(BigInt(value), offset);
+  buffer.writeUInt32BE(Math.floor(value / TWO_POW_32), offset);
+  buffer.writeUInt32BE(value >>> 0, offset + 4);
 }
 
 function readU64(buffer: Buffer, offset: number, field: string): number | ReplicaProtocolError {
-  const value = buffer.readBigUInt64BE(offset);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+  const high = buffer.readUInt32BE(offset);
+  if (high > MAX_SAFE_HIGH_WORD) {
+    const value = buffer.readBigUInt64BE(offset);
     return new ReplicaProtocolError('BAD_NUMBER', `${field} ${value} is above 2^53`, { field });
   }
-  return Number(value);
+  return high * TWO_POW_32 + buffer.readUInt32BE(offset + 4);
 }
 
 function assertU64(value: number, field: string): void {
@@ -47,24 +54,39 @@ function assertU64(value: number, field: string): void {
   }
 }
 
+/**
+ * Payloads up to this size are copied into the frame (one buffer to write);
+ * larger ones follow the frame head as their own chunk, so a 4 MiB write is
+ * not copied on its way to the socket.
+ */
+export const INLINE_PAYLOAD_MAX_BYTES = 64 * 1024;
+
 /** Encode a request as one length-prefixed frame. Throws on values the wire cannot carry (a caller bug). */
 export function encodeRequest(request: ReplicaRequest): Buffer {
-  const volumeIdBytes = Buffer.from(request.volumeId, 'utf8');
-  if (volumeIdBytes.length > MAX_VOLUME_ID_BYTES) {
-    throw new ReplicaProtocolError('BAD_STRING', `volume id of ${volumeIdBytes.length} bytes is over ${MAX_VOLUME_ID_BYTES}`);
+  const chunks = encodeRequestChunks(request, Number.POSITIVE_INFINITY);
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
+}
+
+/**
+ * The same frame as `encodeRequest`, as the chunks to write in order: the
+ * payload is copied in when it is at most `inlinePayloadMaxBytes`, else it is
+ * the second chunk itself (the caller keeps it unchanged until it was sent).
+ */
+export function encodeRequestChunks(request: ReplicaRequest, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
+  const volumeIdLength = Buffer.byteLength(request.volumeId, 'utf8');
+  if (volumeIdLength > MAX_VOLUME_ID_BYTES) {
+    throw new ReplicaProtocolError('BAD_STRING', `volume id of ${volumeIdLength} bytes is over ${MAX_VOLUME_ID_BYTES}`);
   }
-  for (const [field, value] of [
-    ['requestId', request.requestId],
-    ['generation', request.generation],
-    ['offset', request.offset],
-    ['lengthBytes', request.lengthBytes],
-  ] as const) {
-    assertU64(value, field);
-  }
-  const bodyBytes = REQUEST_HEADER_BYTES + volumeIdBytes.length + request.payload.length;
-  const frame = Buffer.allocUnsafe(FRAME_LENGTH_BYTES + bodyBytes);
-  frame.writeUInt32BE(bodyBytes, 0);
-  let at = FRAME_LENGTH_BYTES;
+  assertU64(request.requestId, 'requestId');
+  assertU64(request.generation, 'generation');
+  assertU64(request.offset, 'offset');
+  assertU64(request.lengthBytes, 'lengthBytes');
+  const payload = request.payload;
+  const inline = payload.length <= inlinePayloadMaxBytes;
+  const headBytes = FRAME_LENGTH_BYTES + REQUEST_HEADER_BYTES + volumeIdLength;
+  const frame = Buffer.allocUnsafe(headBytes + (inline ? payload.length : 0));
+  frame.writeUInt32BE(REQUEST_HEADER_BYTES + volumeIdLength + payload.length, 0);
+  const at = FRAME_LENGTH_BYTES;
   frame.writeUInt32BE(REQUEST_MAGIC, at);
   frame.writeUInt8(PROTOCOL_VERSION, at + 4);
   frame.writeUInt8(request.opcode, at + 5);
@@ -73,11 +95,11 @@ export function encodeRequest(request: ReplicaRequest): Buffer {
   writeU64(frame, request.generation, at + 16);
   writeU64(frame, request.offset, at + 24);
   writeU64(frame, request.lengthBytes, at + 32);
-  frame.writeUInt8(volumeIdBytes.length, at + 40);
-  at += REQUEST_HEADER_BYTES;
-  volumeIdBytes.copy(frame, at);
-  request.payload.copy(frame, at + volumeIdBytes.length);
-  return frame;
+  frame.writeUInt8(volumeIdLength, at + 40);
+  frame.write(request.volumeId, at + REQUEST_HEADER_BYTES, 'utf8');
+  if (!inline) return [frame, payload];
+  payload.copy(frame, headBytes);
+  return [frame];
 }
 
 /** Decode the body of one request frame (without its length prefix). */
@@ -141,15 +163,24 @@ function checkPayloadShape(opcode: Opcode, lengthBytes: number, payloadBytes: nu
 }
 
 export function encodeReply(reply: ReplicaReply): Buffer {
+  const chunks = encodeReplyChunks(reply, Number.POSITIVE_INFINITY);
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
+}
+
+/** The same frame as `encodeReply`, as chunks to write in order (see encodeRequestChunks). */
+export function encodeReplyChunks(reply: ReplicaReply, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
   assertU64(reply.requestId, 'requestId');
-  const bodyBytes = REPLY_HEADER_BYTES + reply.payload.length;
-  const frame = Buffer.allocUnsafe(FRAME_LENGTH_BYTES + bodyBytes);
-  frame.writeUInt32BE(bodyBytes, 0);
+  const payload = reply.payload;
+  const inline = payload.length <= inlinePayloadMaxBytes;
+  const headBytes = FRAME_LENGTH_BYTES + REPLY_HEADER_BYTES;
+  const frame = Buffer.allocUnsafe(headBytes + (inline ? payload.length : 0));
+  frame.writeUInt32BE(REPLY_HEADER_BYTES + payload.length, 0);
   frame.writeUInt32BE(REPLY_MAGIC, 4);
   writeU64(frame, reply.requestId, 8);
   frame.writeUInt8(reply.status, 16);
-  reply.payload.copy(frame, FRAME_LENGTH_BYTES + REPLY_HEADER_BYTES);
-  return frame;
+  if (!inline) return [frame, payload];
+  payload.copy(frame, headBytes);
+  return [frame];
 }
 
 export function decodeReply(body: Buffer): ReplicaReply | ReplicaProtocolError {

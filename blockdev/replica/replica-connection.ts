@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { toError } from '../../common/plinth-error.js';
-import { decodeRequest, encodeReply, FrameSplitter } from './replica-codec.js';
+import { decodeRequest, encodeReply, encodeReplyChunks, FrameSplitter } from './replica-codec.js';
 import { acceptorStep } from './replica-handshake.js';
 import { decodeHelloGreeting, encodeHelloChallenge, PROOF_BYTES } from './replica-payloads.js';
 import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
@@ -14,6 +14,9 @@ import { errorMessagePayload, statusOfError } from './replica-status.js';
  * order. Bounded: at most `maxInFlightRequests` / `maxInFlightBytes` being
  * served; past that, reading pauses (TCP backpressure to the owner). A bad
  * frame or a failed handshake ends this connection only (invariant 7).
+ *
+ * Replies finishing in the same event-loop turn leave in one writev (cork,
+ * uncork in setImmediate); large READ payloads are written as their own chunk.
  *
  * A handler over an accepted socket, so the daemon can later hand it sockets
  * from a port it shares with Raft.
@@ -56,6 +59,7 @@ export class ReplicaConnection {
   #phase: Phase = { name: 'greeting' };
   #inFlightBytes = 0;
   #closed = false;
+  #corked = false;
   #handshakeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ReplicaConnectionOptions, modules: ReplicaConnectionModules) {
@@ -148,8 +152,19 @@ export class ReplicaConnection {
 
   #send(requestId: number, status: Status, payload: Buffer): void {
     if (this.#closed) return;
-    this.#modules.socket.write(encodeReply({ requestId, status, payload }));
+    const socket = this.#modules.socket;
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      setImmediate(this.#uncork);
+    }
+    for (const chunk of encodeReplyChunks({ requestId, status, payload })) socket.write(chunk);
   }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#modules.socket.uncork();
+  };
 
   /** HELLO steps (replica-handshake.ts); anything else before it completes is refused and ends the connection. */
   #handshake(request: ReplicaRequest): void {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { HANDSHAKE_NONCE_BYTES } from '../../consensus/transport/handshake.js';
-import { decodeErrorMessage, decodeReply, encodeRequest, FrameSplitter } from './replica-codec.js';
+import { decodeErrorMessage, decodeReply, encodeRequestChunks, FrameSplitter } from './replica-codec.js';
 import { dialerStep } from './replica-handshake.js';
 import { decodeHelloChallenge, decodeOpenAnswer, encodeHelloGreeting } from './replica-payloads.js';
 import { type Opcode, Opcode as Op, type ReplicaReply, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
@@ -14,6 +14,14 @@ import { errorOfStatus } from './replica-status.js';
  * pipelined requests matched to replies by request id. When the socket
  * breaks, every request in flight fails with IO_ERROR (the controller then
  * faults the replica, invariant 2); reconnecting is RemoteReplica's job.
+ *
+ * Requests sent in the same event-loop turn leave in one writev (cork,
+ * uncork in setImmediate, after this turn's I/O callbacks): at depth 32 one
+ * syscall per request was the owner's largest cost, and on loopback each
+ * send also runs the receiver's TCP path. Large payloads are written as
+ * their own chunk, not copied into the frame, so the caller's buffer must
+ * stay unchanged until the request settled or the link closed
+ * (RemoteReplica closes a link whose large request timed out).
  */
 
 export interface ReplicaLinkOptions {
@@ -55,6 +63,7 @@ export class ReplicaLink {
   #socket: Socket | undefined;
   #nextRequestId = 1;
   #closedReason: string | undefined;
+  #corked = false;
   readonly #closeListeners: ((reason: string) => void)[] = [];
 
   constructor(options: ReplicaLinkOptions, modules: ReplicaLinkModules) {
@@ -65,6 +74,11 @@ export class ReplicaLink {
 
   get inFlight(): number {
     return this.#pending.size;
+  }
+
+  /** True while requests of this event-loop turn are being gathered into one writev. */
+  get batching(): boolean {
+    return this.#corked;
   }
 
   get closed(): boolean {
@@ -127,12 +141,26 @@ export class ReplicaLink {
     }
     const requestId = this.#nextRequestId;
     this.#nextRequestId += 1;
-    const frame = encodeRequest({ ...request, requestId, generation: this.#options.generation, volumeId: request.opcode === Op.HELLO || request.opcode === Op.PING ? '' : this.#options.volumeId });
+    const chunks = encodeRequestChunks({ ...request, requestId, generation: this.#options.generation, volumeId: request.opcode === Op.HELLO || request.opcode === Op.PING ? '' : this.#options.volumeId });
     return new Promise<Buffer>((resolve, reject) => {
       this.#pending.set(requestId, { resolve, reject });
-      socket.write(frame);
+      this.#write(socket, chunks);
     });
   }
+
+  #write(socket: Socket, chunks: readonly Buffer[]): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      setImmediate(this.#uncork);
+    }
+    for (const chunk of chunks) socket.write(chunk);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket?.uncork();
+  };
 
   close(reason: string): void {
     this.#fail(reason);

@@ -66,14 +66,18 @@ export class ReplicaService {
     return this.#options.maxIoBytes;
   }
 
-  /** Run one request of a connection that OPENed `opened`. */
-  async execute(request: ReplicaRequest, opened: Set<string>): Promise<Buffer> {
+  /**
+   * Run one request of a connection that OPENed `opened`. `readTarget`: a
+   * READ fills it and answers it (the in-process caller, local-replica.ts,
+   * then copies nothing); ignored unless its length is the READ's.
+   */
+  async execute(request: ReplicaRequest, opened: Set<string>, readTarget?: Buffer): Promise<Buffer> {
     if (request.opcode === Opcode.PING) return Buffer.alloc(0);
     if (request.opcode === Opcode.HELLO) {
       throw new PlinthError('INVALID_ARGUMENT', 'HELLO after the handshake completed');
     }
     await this.#fence.admit(request.volumeId, request.generation);
-    const work = this.#run(request, opened);
+    const work = this.#run(request, opened, readTarget);
     const set = this.#inFlight.get(request.volumeId) ?? new Set<Promise<unknown>>();
     this.#inFlight.set(request.volumeId, set);
     set.add(work);
@@ -84,7 +88,7 @@ export class ReplicaService {
     }
   }
 
-  async #run(request: ReplicaRequest, opened: Set<string>): Promise<Buffer> {
+  async #run(request: ReplicaRequest, opened: Set<string>, readTarget: Buffer | undefined): Promise<Buffer> {
     if (request.opcode === Opcode.OPEN) {
       const volume = await this.#open(request.volumeId, request.lengthBytes);
       opened.add(request.volumeId);
@@ -94,17 +98,17 @@ export class ReplicaService {
     if (volume === undefined) {
       throw new PlinthError('INVALID_ARGUMENT', `volume ${request.volumeId} was not opened on this connection`, { volumeId: request.volumeId });
     }
-    return this.#dispatch(request, volume);
+    return this.#dispatch(request, volume, readTarget);
   }
 
-  async #dispatch(request: ReplicaRequest, { store, activity }: OpenVolume): Promise<Buffer> {
+  async #dispatch(request: ReplicaRequest, { store, activity }: OpenVolume, readTarget: Buffer | undefined): Promise<Buffer> {
     const { offset, lengthBytes, flags } = request;
     const fua = (flags & RequestFlag.FUA) !== 0;
     switch (request.opcode) {
       case Opcode.READ: {
         this.#assertIoSize(lengthBytes);
         assertInRange(offset, lengthBytes, store.sizeBytes);
-        const target = Buffer.allocUnsafe(lengthBytes);
+        const target = readTarget?.length === lengthBytes ? readTarget : Buffer.allocUnsafe(lengthBytes);
         await store.read(offset, target);
         return target;
       }

@@ -30,9 +30,9 @@ export interface CatchUpProgress {
 
 export interface CatchUpOptions {
   readonly rangeLock: RangeLock;
-  /** Largest unit copied under one lock (default 1 MiB). */
+  /** Largest unit copied under one lock (default 4 MiB, one activity-log region). */
   readonly chunkBytes?: number;
-  /** Chunks copied concurrently (default 2). */
+  /** Chunks copied concurrently (default 8); the copy holds at most chunkBytes x maxParallelChunks of data. */
   readonly maxParallelChunks?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: CatchUpProgress) => void;
@@ -40,7 +40,15 @@ export interface CatchUpOptions {
   readonly runChunk?: (section: () => Promise<void>) => Promise<void>;
 }
 
-export const DEFAULT_CATCH_UP_CHUNK_BYTES = 1024 * 1024;
+/**
+ * A copy is latency-bound (block status, read, remote write in sequence per
+ * chunk), so several chunks travel at once. Chunks of 4 MiB match the
+ * activity regions (one mark per chunk on the target); 8 in flight hold at
+ * most 32 MiB. Measured on the 2-core bench VM, 512 MiB full rebuild
+ * (medians of 2): 2 x 1 MiB 84-122 MiB/s, 4 x 4 MiB ~117, 8 x 4 MiB ~228.
+ */
+export const DEFAULT_CATCH_UP_CHUNK_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_CATCH_UP_PARALLEL_CHUNKS = 8;
 
 export async function catchUpReplica(
   source: CatchUpSource,
@@ -49,7 +57,7 @@ export async function catchUpReplica(
   options: CatchUpOptions,
 ): Promise<CatchUpProgress> {
   const chunkBytes = options.chunkBytes ?? DEFAULT_CATCH_UP_CHUNK_BYTES;
-  const parallel = options.maxParallelChunks ?? 2;
+  const parallel = options.maxParallelChunks ?? DEFAULT_CATCH_UP_PARALLEL_CHUNKS;
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1 || parallel < 1) {
     throw new PlinthError('INVALID_ARGUMENT', 'catch-up needs chunkBytes >= 1 and maxParallelChunks >= 1', {
       chunkBytes,
@@ -59,6 +67,8 @@ export async function catchUpReplica(
   const concrete = resolveRegions(regions, target.sizeBytes);
   const totalBytes = concrete.reduce((sum, region) => sum + region.lengthBytes, 0);
   const progress = { copiedBytes: 0, zeroedBytes: 0, doneBytes: 0, totalBytes };
+  // A chunk is written in pieces the target accepts (its largest request).
+  const pieceBytes = Math.max(1, Math.min(chunkBytes, target.blockSize.maximumBytes));
   const chunks = chunksOf(concrete, chunkBytes);
   const runChunk = options.runChunk ?? ((section: () => Promise<void>) => section());
 
@@ -70,7 +80,7 @@ export async function catchUpReplica(
         throwIfAborted(options.signal);
         if (failpoints.armed) await hitFailpoint('rebuild.mid-copy');
         await runChunk(() =>
-          options.rangeLock.withRange(chunk.offset, chunk.lengthBytes, () => copyChunk(source, target, chunk, progress)),
+          options.rangeLock.withRange(chunk.offset, chunk.lengthBytes, () => copyChunk(source, target, chunk, pieceBytes, progress)),
         );
       } catch (error) {
         failed = true;
@@ -93,35 +103,57 @@ async function copyChunk(
   source: CatchUpSource,
   target: BlockDevice,
   chunk: ByteRegion,
+  pieceBytes: number,
   progress: { copiedBytes: number; zeroedBytes: number },
 ): Promise<void> {
   let cursor = 0;
   while (cursor < chunk.lengthBytes) {
-    const offset = chunk.offset + cursor;
-    const remaining = chunk.lengthBytes - cursor;
-    const run = await firstRun(source, offset, remaining);
-    if (run.zero) {
-      await zeroTarget(target, offset, run.lengthBytes);
-      progress.zeroedBytes += run.lengthBytes;
-    } else {
-      const buffer = Buffer.allocUnsafe(run.lengthBytes);
-      await source.read(offset, buffer);
-      await target.write(offset, buffer);
-      progress.copiedBytes += run.lengthBytes;
+    // One block-status question covers as much of the chunk as the source answers for.
+    for (const run of await runsAt(source, chunk.offset + cursor, chunk.lengthBytes - cursor)) {
+      const offset = chunk.offset + cursor;
+      if (run.zero) {
+        await zeroTarget(target, offset, run.lengthBytes);
+        progress.zeroedBytes += run.lengthBytes;
+      } else {
+        await copyRun(source, target, offset, run.lengthBytes, pieceBytes);
+        progress.copiedBytes += run.lengthBytes;
+      }
+      cursor += run.lengthBytes;
     }
-    cursor += run.lengthBytes;
   }
 }
 
-/** The run at `offset`, clipped to `lengthBytes`; "copy everything" when the source has no block status. */
-async function firstRun(source: CatchUpSource, offset: number, lengthBytes: number): Promise<ExtentStatus> {
-  if (source.blockStatus === undefined) return { lengthBytes, hole: false, zero: false };
-  const runs = await source.blockStatus(offset, lengthBytes);
-  const first = runs[0];
-  if (first === undefined || first.lengthBytes <= 0) {
+async function copyRun(source: CatchUpSource, target: BlockDevice, offset: number, lengthBytes: number, pieceBytes: number): Promise<void> {
+  for (let done = 0; done < lengthBytes; done += pieceBytes) {
+    const buffer = Buffer.allocUnsafe(Math.min(pieceBytes, lengthBytes - done));
+    await source.read(offset + done, buffer);
+    await target.write(offset + done, buffer);
+  }
+}
+
+/**
+ * The runs from `offset`, clipped to `lengthBytes` in total, with adjacent
+ * runs of the same kind merged; "copy everything" when the source has no
+ * block status.
+ */
+async function runsAt(source: CatchUpSource, offset: number, lengthBytes: number): Promise<ExtentStatus[]> {
+  if (source.blockStatus === undefined) return [{ lengthBytes, hole: false, zero: false }];
+  const answered = await source.blockStatus(offset, lengthBytes);
+  const runs: ExtentStatus[] = [];
+  let covered = 0;
+  for (const run of answered) {
+    if (covered >= lengthBytes) break;
+    if (run.lengthBytes <= 0) break;
+    const clipped = Math.min(run.lengthBytes, lengthBytes - covered);
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.zero === run.zero) runs[runs.length - 1] = { ...last, lengthBytes: last.lengthBytes + clipped };
+    else runs.push({ ...run, lengthBytes: clipped });
+    covered += clipped;
+  }
+  if (runs.length === 0) {
     throw new PlinthError('IO_ERROR', 'catch-up source returned an empty block status', { offset, lengthBytes });
   }
-  return { ...first, lengthBytes: Math.min(first.lengthBytes, lengthBytes) };
+  return runs;
 }
 
 async function zeroTarget(target: BlockDevice, offset: number, lengthBytes: number): Promise<void> {
