@@ -1,38 +1,10 @@
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
 import { drainProgress, planDrain } from '../../../daemon/reconciler/drain-plan.js';
 import { planLocality } from '../../../daemon/reconciler/locality-plan.js';
 import type { ReplicaMove } from '../../../daemon/reconciler/replica-moves.js';
-import { applyCommand } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, inSyncNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
+import { inSyncNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
 import type { Command } from '../../../daemon/state/commands.js';
-
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
-const AT = '2026-02-01T00:00:00.000Z';
-const GiB = 1024 ** 3;
-
-function apply(state: ClusterState, ...commands: Command[]): ClusterState {
-  return commands.reduce((current, command) => {
-    const outcome = applyCommand(current, command);
-    if (outcome instanceof PlinthError) throw outcome;
-    return outcome.state;
-  }, state);
-}
-
-function cluster(nodes: Record<string, { zone?: string; freeGiB?: number }>): ClusterState {
-  const ids = Object.keys(nodes);
-  return apply(
-    emptyClusterState(),
-    { type: 'cluster.init', clusterId: 'c1' },
-    ...ids.map((nodeId): Command => {
-      const zone = nodes[nodeId]?.zone;
-      return { type: 'node.join', nodeId, addresses: ADDRESSES, joinedAt: AT, ...(zone === undefined ? {} : { labels: { zone } }) };
-    }),
-    ...ids.map((nodeId): Command => ({
-      type: 'node.capacity', nodeId, capacityBytes: 100 * GiB, freeBytes: (nodes[nodeId]?.freeGiB ?? 50) * GiB, diskCount: 1, at: AT,
-    })),
-  );
-}
+import { apply, AT, cluster, GiB } from './plan-state-fixture.js';
 
 function create(name: string, placement: string[], attachedTo?: string): Command[] {
   const commands: Command[] = [{ type: 'volume.create', id: `id-${name}`, name, sizeBytes: GiB, createdAt: AT, placement }];
