@@ -92,9 +92,11 @@ t.test('SIGSTOP the owner, fail over, write, SIGCONT: its queued writes are fenc
     // n1's linearizable read returns once n1 has applied the new owner.
     t.match((await n1.api('GET', '/v1/volumes/solo')).body, { attachedTo: 'n2' }, 'n1 knows the new owner');
     stale.go();
-    // The writer gives up on its own after 30 s; what this test asserts is
-    // that nothing it sent lands (checked below), not how fast it is told.
-    await stale.next('finished', 40_000);
+    // Told at once either way: n1 has already dropped the client (its
+    // applied-state watcher saw the owner move), or it fails each write as
+    // fenced. Both are right; what matters is that nothing lands (below).
+    const finished = await stale.next('finished', 15_000);
+    t.ok(finished['disconnected'] !== undefined || finished['in_flight'] === 0, `the stale client was refused: ${JSON.stringify(finished)}`);
     t.same(await runClient(script, ['check', n2.nbdUri('solo'), OLD_BYTE, OFFSETS], 30_000), [{ wrong: [] }], 'the stale connection wrote nothing');
   });
 });
