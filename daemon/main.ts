@@ -244,7 +244,7 @@ async function startNodeDataPlane(
 ): Promise<DataPlane> {
   const { cluster, peerListener } = modules;
   const dataPlane = await startDataPlane(
-    { nodeId: options.nodeId, secret: cluster.secret, sessions: { session: { uncleanRestart: options.uncleanRestart } } },
+    { nodeId: options.nodeId, secret: cluster.secret, uncleanRestart: options.uncleanRestart },
     {
       pool: modules.pool,
       db: modules.db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' }),

@@ -122,10 +122,14 @@ export function decodeStatusRuns(payload: Buffer): ExtentStatus[] | ReplicaProto
  * replica's change marker at the time of the answer.
  * `complete` is false when the replica cannot answer for the whole interval
  * asked (its tracking restarted after the marker): copy everything.
+ * `uncleanRestart`: the replica's node started after an unclean end (crash or
+ * power loss), so acknowledged writes not yet flushed may be missing from it:
+ * a new owner takes it as failover source only when nothing else is left.
  */
 export interface RegionList {
   readonly markerSeq: number;
   readonly complete: boolean;
+  readonly uncleanRestart?: boolean;
   readonly regionSizeBytes: number;
   readonly regions: readonly number[];
 }
@@ -135,7 +139,8 @@ const REGION_LIST_HEADER_BYTES = 17;
 export function encodeRegionList(list: RegionList): Buffer {
   const payload = Buffer.alloc(REGION_LIST_HEADER_BYTES + list.regions.length * 4);
   payload.writeBigUInt64BE(BigInt(list.markerSeq), 0);
-  payload.writeUInt8(list.complete ? 1 : 0, 8);
+  // Flags: bit 0 complete, bit 1 unclean restart.
+  payload.writeUInt8((list.complete ? 1 : 0) | (list.uncleanRestart === true ? 2 : 0), 8);
   payload.writeUInt32BE(list.regionSizeBytes, 9);
   payload.writeUInt32BE(list.regions.length, 13);
   list.regions.forEach((region, index) => payload.writeUInt32BE(region, REGION_LIST_HEADER_BYTES + index * 4));
@@ -148,7 +153,7 @@ export function decodeRegionList(payload: Buffer): RegionList | ReplicaProtocolE
   const completeByte = payload.readUInt8(8);
   const regionSizeBytes = payload.readUInt32BE(9);
   const count = payload.readUInt32BE(13);
-  if (markerSeq > BigInt(Number.MAX_SAFE_INTEGER) || completeByte > 1 || regionSizeBytes === 0) {
+  if (markerSeq > BigInt(Number.MAX_SAFE_INTEGER) || completeByte > 3 || regionSizeBytes === 0) {
     return new ReplicaProtocolError('BAD_NUMBER', 'region list header is malformed');
   }
   if (count > MAX_REGIONS_PER_REPLY || payload.length !== REGION_LIST_HEADER_BYTES + count * 4) {
@@ -156,7 +161,7 @@ export function decodeRegionList(payload: Buffer): RegionList | ReplicaProtocolE
   }
   const regions: number[] = [];
   for (let index = 0; index < count; index += 1) regions.push(payload.readUInt32BE(REGION_LIST_HEADER_BYTES + index * 4));
-  return { markerSeq: Number(markerSeq), complete: completeByte === 1, regionSizeBytes, regions };
+  return { markerSeq: Number(markerSeq), complete: (completeByte & 1) === 1, uncleanRestart: (completeByte & 2) === 2, regionSizeBytes, regions };
 }
 
 export function encodeDirtyMarker(markerSeq: number): Buffer {

@@ -25,6 +25,8 @@ export interface ReplicaServerOptions {
   readonly maxIoBytes?: number;
   readonly maxConnections?: number;
   readonly limits?: Partial<Omit<ReplicaConnectionLimits, 'maxFrameBytes'>>;
+  /** This node's previous run ended uncleanly: its replicas say so in activity answers (failover source order). */
+  readonly uncleanRestart?: boolean;
   /** Activity-log region size; default 4 MiB. */
   readonly regionSizeBytes?: number;
 }
@@ -78,7 +80,11 @@ class TcpReplicaServer implements ReplicaServer {
     const maxIoBytes = options.maxIoBytes ?? DEFAULT_MAX_IO_BYTES;
     this.#limits = { ...DEFAULT_REPLICA_LIMITS, ...options.limits, maxFrameBytes: maxFrameBytesFor(maxIoBytes) };
     this.service = new ReplicaService(
-      options.regionSizeBytes === undefined ? { maxIoBytes } : { maxIoBytes, regionSizeBytes: options.regionSizeBytes },
+      {
+        maxIoBytes,
+        ...(options.regionSizeBytes === undefined ? {} : { regionSizeBytes: options.regionSizeBytes }),
+        ...(options.uncleanRestart === undefined ? {} : { uncleanRestart: options.uncleanRestart }),
+      },
       { pool: modules.pool, db: modules.db, logger: this.#logger },
     );
     this.#server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket));

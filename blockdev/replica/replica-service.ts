@@ -30,6 +30,8 @@ import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag } from '
 export interface ReplicaServiceOptions {
   readonly maxIoBytes: number;
   readonly regionSizeBytes?: number;
+  /** This node's previous run ended uncleanly (daemon/lifecycle/run-marker.ts); said in every activity answer. */
+  readonly uncleanRestart?: boolean;
 }
 
 export interface ReplicaServiceModules {
@@ -133,7 +135,7 @@ export class ReplicaService {
       }
       case Opcode.GET_ACTIVITY:
         this.#assertRegionRange(offset, lengthBytes, store, activity);
-        return encodeRegionList(activity.activity(offset, lengthBytes));
+        return encodeRegionList(this.#withRestartFlag(activity.activity(offset, lengthBytes)));
       case Opcode.GET_DIRTY: {
         this.#assertRegionRange(offset, lengthBytes, store, activity);
         const marker = decodeDirtyMarker(request.payload);
@@ -201,7 +203,11 @@ export class ReplicaService {
   async activeRegions(volumeId: string, offset: number, lengthBytes: number): Promise<RegionList> {
     const volume = await this.#requireOpen(volumeId);
     this.#assertRegionRange(offset, lengthBytes, volume.store, volume.activity);
-    return volume.activity.activity(offset, lengthBytes);
+    return this.#withRestartFlag(volume.activity.activity(offset, lengthBytes));
+  }
+
+  #withRestartFlag(list: RegionList): RegionList {
+    return this.#options.uncleanRestart === true ? { ...list, uncleanRestart: true } : list;
   }
 
   async #requireOpen(volumeId: string): Promise<OpenVolume> {

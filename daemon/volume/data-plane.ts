@@ -39,6 +39,8 @@ export interface DataPlaneOptions {
   readonly listenHost?: string;
   readonly listenPort?: number;
   readonly maxIoBytes?: number;
+  /** This node's previous run ended uncleanly (run-marker.ts): its replicas say so to failover sources. */
+  readonly uncleanRestart?: boolean;
   readonly sessions?: Omit<VolumeSessionsOptions, 'nodeId'>;
   readonly reconciler?: RebuildReconcilerOptions;
   /** The leader's replica moves (drain, locality); both on by default when the command log is known. */
@@ -84,6 +86,7 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
       nodeId: options.nodeId,
       secret: options.secret,
       ...(options.maxIoBytes === undefined ? {} : { maxIoBytes: options.maxIoBytes }),
+      ...(options.uncleanRestart === undefined ? {} : { uncleanRestart: options.uncleanRestart }),
     },
     { pool: modules.pool, db: modules.db, logger },
   );

@@ -29,7 +29,8 @@ export interface ResyncReplica {
   /**
    * Its node restarted after an unclean end (run-marker.ts): writes that
    * were acknowledged but not flushed may be gone from it, so it is the
-   * source only when no other candidate is left.
+   * source only when no other candidate is left. Replicas also say so in
+   * their activity answers (RegionList.uncleanRestart), which count too.
    */
   readonly uncleanRestart?: boolean;
   readonly device: BlockDevice;
@@ -64,17 +65,21 @@ export async function reconcileInFlightRegions(
   modules: ResyncModules,
 ): Promise<ResyncOutcome> {
   const failed = new Set<string>();
+  const unclean = new Set(replicas.filter((replica) => replica.uncleanRestart === true).map((replica) => replica.id));
   const regionSets: ByteRegion[][] = [];
   for (const replica of replicas) {
     try {
-      regionSets.push(await activeByteRegions(replica, options.sizeBytes));
+      const noteRestart = (answer: RegionList): void => {
+        if (answer.uncleanRestart === true) unclean.add(replica.id);
+      };
+      regionSets.push(await activeByteRegions(replica, options.sizeBytes, noteRestart));
     } catch (error) {
       modules.logger.warn({ err: toError(error), replicaId: replica.id }, 'cannot read the activity log of an in-sync replica');
       failed.add(replica.id);
     }
   }
   const regions = mergeRegions(regionSets.flat());
-  const candidates = sourceOrder(replicas);
+  const candidates = sourceOrder(replicas.map((replica) => (unclean.has(replica.id) ? { ...replica, uncleanRestart: true } : replica)));
   let progress: CatchUpProgress = { copiedBytes: 0, zeroedBytes: 0, doneBytes: 0, totalBytes: 0 };
   for (const source of candidates) {
     if (failed.has(source.id)) continue;
@@ -144,8 +149,13 @@ async function copyToAll(
 }
 
 /** Every active region of a replica over the whole volume, paged so each answer stays under the reply limit. */
-export async function activeByteRegions(replica: ResyncReplica, sizeBytes: number): Promise<ByteRegion[]> {
-  const regions = await pagedByteRegions(replica.id, (offset, lengthBytes) => replica.getActivity(offset, lengthBytes), sizeBytes);
+export async function activeByteRegions(replica: ResyncReplica, sizeBytes: number, onAnswer?: (answer: RegionList) => void): Promise<ByteRegion[]> {
+  const ask = async (offset: number, lengthBytes: number): Promise<RegionList> => {
+    const answer = await replica.getActivity(offset, lengthBytes);
+    onAnswer?.(answer);
+    return answer;
+  };
+  const regions = await pagedByteRegions(replica.id, ask, sizeBytes);
   if (regions === 'all') throw new PlinthError('IO_ERROR', `replica ${replica.id} answered an incomplete activity log`, { replicaId: replica.id });
   return regions;
 }

@@ -40,8 +40,6 @@ export interface VolumeSessionOptions {
   readonly handshakeTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
   readonly connectionsPerReplica?: number;
-  /** This node's previous run ended uncleanly (run-marker.ts): its local replica is the source only as a last resort. */
-  readonly uncleanRestart?: boolean;
 }
 
 export interface VolumeSessionModules {
@@ -102,7 +100,7 @@ export class VolumeSession {
     const replicas = await openReplicas(placement, options, modules, logger);
     try {
       const openReplica = (nodeId: string): Promise<SessionReplica> => openReplicaDevice(placement, nodeId, options, modules, logger);
-      return await VolumeSession.#serve(placement, replicas, { ...modules, uncleanRestart: options.uncleanRestart === true }, openReplica, logger);
+      return await VolumeSession.#serve(placement, replicas, modules, openReplica, logger);
     } catch (error) {
       for (const replica of replicas) if (replica.device instanceof RemoteReplica) replica.device.close();
       throw error;
@@ -112,7 +110,7 @@ export class VolumeSession {
   static async #serve(
     placement: VolumePlacement,
     replicas: SessionReplica[],
-    modules: VolumeSessionModules & { readonly uncleanRestart: boolean },
+    modules: VolumeSessionModules,
     openReplica: (nodeId: string) => Promise<SessionReplica>,
     logger: Logger,
   ): Promise<VolumeSession> {
@@ -125,7 +123,6 @@ export class VolumeSession {
       .map((replica) => ({
         id: replica.nodeId,
         local: replica.local,
-        uncleanRestart: replica.local && modules.uncleanRestart,
         device: replica.device,
         getActivity: (offset: number, length: number) => replica.device.getActivity(offset, length),
       }));

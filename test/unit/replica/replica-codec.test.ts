@@ -109,6 +109,11 @@ t.test('op payloads round-trip and refuse bad lengths', async (t) => {
   t.same(decodeStatusRuns(encodeStatusRuns(runs)), runs);
   t.match(decodeStatusRuns(encodeStatusRuns(runs).subarray(0, 10)), { reason: 'BAD_LENGTH' });
   const list = { markerSeq: 42, complete: true, regionSizeBytes: 4 << 20, regions: [0, 3, 70000] };
-  t.same(decodeRegionList(encodeRegionList(list)), list);
+  t.same(decodeRegionList(encodeRegionList(list)), { ...list, uncleanRestart: false });
+  const afterCrash = { ...list, complete: false, uncleanRestart: true };
+  t.same(decodeRegionList(encodeRegionList(afterCrash)), afterCrash, 'the unclean-restart flag travels beside complete');
+  const badFlags = encodeRegionList(list);
+  badFlags.writeUInt8(4, 8);
+  t.match(decodeRegionList(badFlags), { reason: 'BAD_NUMBER' }, 'unknown flag bits are refused');
   t.match(decodeRegionList(encodeRegionList(list).subarray(0, 20)), { reason: 'BAD_LENGTH' });
 });
