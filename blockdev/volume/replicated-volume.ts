@@ -500,11 +500,10 @@ export class ReplicatedVolume implements BlockDevice {
     const acknowledged = new Set<string>();
     try {
       const answered = Promise.allSettled(targets.map((entry) => apply(entry.replica.device)));
-      if (range !== undefined) {
-        this.mutationsInFlight.add(answered);
-        void answered.finally(() => this.mutationsInFlight.delete(answered));
-      }
+      if (range !== undefined) this.mutationsInFlight.add(answered);
+      // allSettled never rejects: the delete always runs, with no extra promise per write.
       const results = await answered;
+      this.mutationsInFlight.delete(answered);
       results.forEach((result, index) => {
         const entry = targets[index];
         if (entry === undefined) return;

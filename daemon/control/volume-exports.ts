@@ -71,7 +71,7 @@ export interface ReleaseOptions {
 /**
  * The ExportProvider the NBD (and later iSCSI) servers see. Connecting to an
  * export attaches the volume to this node through a command (ARCHITECTURE
- * "NBD": any node serves any volume), then shares one VolumeStore between
+ * "NBD": every node serves every volume), then shares one VolumeStore between
  * the volume's connections. The store stays open after the last client
  * leaves, because the volume stays attached; detach closes it.
  */
@@ -309,8 +309,9 @@ export class VolumeExports implements ExportProvider {
    * before it says the volume does not exist. Hits cost nothing.
    */
   async #lookUpVolume(name: string): Promise<VolumeRecord> {
-    const known = findVolume(this.#modules.commands.state, name);
-    if (known !== undefined || name.includes('@') || this.#modules.commands.barrier === undefined) return this.#requireVolume(name);
+    const known = findVolume(this.#modules.commands.state, name) !== undefined;
+    // `volume@snapshot` is refused by #requireVolume without asking the leader.
+    if (known || name.includes('@') || this.#modules.commands.barrier === undefined) return this.#requireVolume(name);
     await this.#modules.commands.barrier();
     return this.#requireVolume(name);
   }

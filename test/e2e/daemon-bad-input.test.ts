@@ -38,7 +38,7 @@ async function expectDropped(t: Test, client: RawNbdClient, what: string): Promi
   t.ok(closed, `${what}: server closed the connection`);
   if (received.length >= 20) {
     const replyType = received.readUInt32BE(12);
-    t.ok((replyType & NBD_REP_FLAG_ERROR) !== 0, `${what}: any reply is an error (type 0x${replyType.toString(16)})`);
+    t.ok((replyType & NBD_REP_FLAG_ERROR) !== 0, `${what}: the reply is an error (type 0x${replyType.toString(16)})`);
   }
 }
 

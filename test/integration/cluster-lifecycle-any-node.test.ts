@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeTempDir, startDaemon, type DaemonProcess, type TeardownHost } from '../helpers/daemon-harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ENV = { PLINTH_RAFT_TICK_MS: '50', PLINTH_NODE_DOWN_AFTER_MS: '2000' };
 const PYTHON = '/usr/bin/python3';
@@ -76,21 +77,6 @@ async function startClient(t: TeardownHost, args: readonly string[]): Promise<Cl
   return { lines, exited };
 }
 
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = 'condition not met';
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`);
-}
 
 async function startMember(t: TeardownHost, id: string, join?: DaemonProcess): Promise<DaemonProcess> {
   const args = ['--node-id', id, ...(join === undefined ? [] : ['--join', `127.0.0.1:${join.ports.peer}`])];

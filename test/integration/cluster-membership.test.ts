@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startDaemon, type DaemonProcess, type TeardownHost } from '../helpers/daemon-harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 interface NodeRow {
   readonly id: string;
@@ -26,23 +27,6 @@ async function nodesOf(daemon: DaemonProcess): Promise<NodeRow[]> {
   const response = await daemon.api('GET', '/v1/nodes', undefined, { timeoutMs: 8000 });
   if (response.status !== 200) throw new Error(`GET /v1/nodes: ${response.status} ${JSON.stringify(response.body)}`);
   return (response.body as { nodes: NodeRow[] }).nodes;
-}
-
-/** Poll `probe` until it returns a value, bounded by `timeoutMs`. */
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = 'condition not met';
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`);
 }
 
 function summary(nodes: readonly NodeRow[]): string {

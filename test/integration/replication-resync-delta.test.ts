@@ -12,40 +12,11 @@
  */
 import t, { type Test } from 'tap';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-harness.js';
-import { ENV, eventually, runClient as runClientLines, startMember, writeClient } from './fixtures/replication-cluster.js';
+import { CLIENT_PY, ENV, eventually, runClient as runClientLines, startMember, writeClient } from './fixtures/replication-cluster.js';
 const MiB = 1024 * 1024;
 const VOLUME_BYTES = 256 * MiB;
 const BLOCK = 4096;
 
-/** A small libnbd client (python3-libnbd): fill blocks with one byte and flush; check them. */
-const CLIENT_PY = String.raw`import json, sys
-import nbd
-
-BLOCK = 4096
-
-def connect(uri):
-    h = nbd.NBD()
-    h.connect_uri(uri)
-    return h
-
-def fill(uri, byte, offsets):
-    h = connect(uri)
-    for offset in offsets.split(","):
-        h.pwrite(bytes([int(byte)]) * BLOCK, int(offset))
-    h.flush()
-    print(json.dumps({"filled": True}), flush=True)
-    h.shutdown()
-
-def check(uri, byte, offsets):
-    h = connect(uri)
-    wrong = [int(o) for o in offsets.split(",") if h.pread(BLOCK, int(o)) != bytes([int(byte)]) * BLOCK]
-    print(json.dumps({"wrong": wrong}), flush=True)
-    h.shutdown()
-
-if __name__ == "__main__":
-    mode = sys.argv[1]
-    {"fill": fill, "check": check}[mode](*sys.argv[2:])
-`;
 
 /** Run the client; resolves with its last JSON line. */
 async function runClient(script: string, args: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
