@@ -147,7 +147,10 @@ t.test('detach and rm from any node', async (t) => {
       const freed = await eventually(`${id} to free the volume's extents`, 30_000, async () => {
         const used = await ownUsedBytes(node, id);
         return used <= (baseline[index] ?? 0) ? used : undefined;
-      }).catch((err: unknown) => {
+      }).catch(async (err: unknown) => {
+        // What this node has applied, for the intermittent case where a replica holder never frees (closing note).
+        const applied = await node.api('GET', '/v1/volumes').catch((apiErr: unknown) => ({ body: String(apiErr) }));
+        t.comment(`${id} sees volumes: ${JSON.stringify(applied.body)}`);
         t.comment(node.describeOutput());
         throw err;
       });
