@@ -6,6 +6,8 @@ import type { BlockCapabilities, BlockDevice, BlockSizeHints } from './block-dev
  * node; releasing the handle ends that connection's use of it.
  */
 export interface ExportDescription {
+  /** Stable identity (the volume's UUID): SCSI device identifiers derive from it, not from the name. */
+  readonly id: string;
   readonly name: string;
   readonly description: string;
   readonly sizeBytes: number;

@@ -328,6 +328,7 @@ export class VolumeExports implements ExportProvider {
 
 function describe(volume: VolumeRecord, blockSize: BlockSizeHints): ExportDescription {
   return {
+    id: volume.id,
     name: volume.name,
     description: `Plinth volume ${volume.name} (${formatSize(volume.sizeBytes)})`,
     sizeBytes: volume.sizeBytes,

@@ -40,7 +40,7 @@ function harness(device: VolumeStore, structuredReplies: boolean): Harness {
       outstanding -= 1;
     },
   };
-  const description = { name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: device.capabilities, blockSize: device.blockSize };
+  const description = { id: 'vol-id', name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: device.capabilities, blockSize: device.blockSize };
   const session = new TransmissionSession(
     {
       negotiated: {

@@ -80,7 +80,7 @@ function harness(
     {
       negotiated: {
         exportName: 'vol',
-        handle: { description: { name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: device.capabilities, blockSize: device.blockSize }, device, release: () => undefined },
+        handle: { description: { id: 'vol-id', name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: device.capabilities, blockSize: device.blockSize }, device, release: () => undefined },
         sizeBytes: SIZE,
         transmissionFlags: transmissionFlagsFor({
           capabilities: device.capabilities,
@@ -253,7 +253,7 @@ t.test('during shutdown requests are answered with ESHUTDOWN', async (t) => {
     {
       negotiated: {
         exportName: 'vol',
-        handle: { description: { name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: h.device.capabilities, blockSize: h.device.blockSize }, device: h.device, release: () => undefined },
+        handle: { description: { id: 'vol-id', name: 'vol', description: '', sizeBytes: SIZE, readOnly: false, capabilities: h.device.capabilities, blockSize: h.device.blockSize }, device: h.device, release: () => undefined },
         sizeBytes: SIZE,
         transmissionFlags: 1,
         blockSize: { minimumBytes: 1, preferredBytes: 4096, maximumBytes: 1 << 20 },

@@ -94,6 +94,7 @@ export class StaticExportProvider implements ExportProvider {
 
   private describe(entry: StaticExport): ExportDescription {
     return {
+      id: `static-${entry.name}`,
       name: entry.name,
       description: entry.description ?? '',
       sizeBytes: entry.device.sizeBytes,
