@@ -26,6 +26,7 @@ import { openNodeDatabase, type NodeDatabase } from './lifecycle/open-database.j
 import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
 import { AppliedStateWatcher } from './volume/applied-state-watcher.js';
+import type { AppliedListener } from './cluster/cluster-state-machine.js';
 import { startDataPlane, type DataPlane } from './volume/data-plane.js';
 import { DrainAttachments } from './reconciler/drain-attachments.js';
 import { openRunMarker } from './lifecycle/run-marker.js';
@@ -153,7 +154,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const { apiAddress, nbdAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token, testApi: options.testApi === true },
-    { commands, pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
+    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
   );
   logger.info(
     { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
@@ -180,6 +181,8 @@ async function startFrontEnds(
   options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string; readonly testApi: boolean },
   modules: {
     readonly commands: CommandProposer;
+    /** Every applied Raft entry (ClusterStateMachine.onApplied); returns an unsubscribe. */
+    readonly onApplied: (listener: AppliedListener) => () => void;
     readonly pool: Pool;
     readonly sessions: VolumeSessions;
     readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
@@ -188,7 +191,7 @@ async function startFrontEnds(
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort }> {
   const { config, nodeId, version, token, testApi } = options;
-  const { commands, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
+  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
   let nbd: NbdServer | null = null;
   const exports = new VolumeExports(
     { nodeId },
@@ -196,7 +199,7 @@ async function startFrontEnds(
   );
   stack.push('volume stores', () => exports.closeAll());
   // Detach and delete may be committed on any node: react here to what was applied.
-  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
+  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
   watcher.start();
   stack.push('applied-state watcher', () => watcher.close());
   // node drain: only this node knows whether a volume attached here has clients (drain-attachments.ts).

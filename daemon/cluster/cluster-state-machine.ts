@@ -53,6 +53,7 @@ export class ClusterStateMachine implements StateMachine<CommandOutcome> {
     }
     const outcome = applyCommand(this.#state, command);
     const result = outcome instanceof PlinthError ? outcome : outcome.result;
+    this.#logger.debug({ index: applied.index, command: command.type, refused: outcome instanceof PlinthError ? outcome.code : undefined }, 'cluster state: entry applied');
     if (!(outcome instanceof PlinthError)) this.#state = outcome.state;
     for (const listener of this.#listeners) {
       try {
@@ -71,6 +72,8 @@ export class ClusterStateMachine implements StateMachine<CommandOutcome> {
   restore(image: Buffer): void {
     const decoded = JSON.parse(image.toString('utf8')) as unknown;
     if (!isSnapshotImage(decoded)) throw new PlinthError('RAFT_SNAPSHOT_INVALID', 'cluster state snapshot is not {appliedIndex, state}');
+    // A restore replaces everything applied so far: worth a line in the log.
+    this.#logger.info({ from: this.#appliedIndex, to: decoded.appliedIndex, volumes: Object.keys(decoded.state.volumes).length }, 'cluster state: restored from a snapshot');
     this.#state = decoded.state;
     this.#appliedIndex = decoded.appliedIndex;
   }

@@ -3,6 +3,8 @@ import { PeriodicPass } from '../lifecycle/periodic-pass.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { ClusterState, VolumeRecord } from '../state/cluster-state.js';
+import type { AppliedListener, CommandOutcome } from '../cluster/cluster-state-machine.js';
+import type { Command } from '../state/commands.js';
 
 /**
  * Every node reacts to the committed state, not to the API call that changed
@@ -25,6 +27,18 @@ export function deletedReplicasOf(before: ClusterState, after: ClusterState, nod
   return Object.values(before.volumes)
     .filter((volume) => !remaining.has(volume.id) && holdsReplica(volume, nodeId))
     .map((volume) => ({ volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes }));
+}
+
+/**
+ * The replica a just-applied entry deleted here: a volume.delete of a
+ * volume that held a replica on `nodeId`. Seen entry by entry, because a
+ * volume created and deleted between two polls of the state never shows up
+ * in a before/after comparison, though its replica server wrote data here.
+ */
+export function deletedReplicaOfEntry(command: Command, outcome: CommandOutcome, nodeId: string): DeletedReplica | undefined {
+  if (command.type !== 'volume.delete' || !('type' in outcome) || outcome.type !== 'volume') return undefined;
+  const volume = outcome.volume;
+  return holdsReplica(volume, nodeId) ? { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes } : undefined;
 }
 
 /** True when the volume with this id exists and is attached to `nodeId`. */
@@ -71,6 +85,8 @@ export interface AppliedStateWatcherModules {
   /** Close local sessions and clients of volumes no longer attached here (VolumeExports.releaseUnowned). */
   readonly releaseUnowned: () => Promise<void>;
   readonly logger: Logger;
+  /** Every applied entry (ClusterStateMachine.onApplied); returns an unsubscribe. */
+  readonly subscribe?: (listener: AppliedListener) => () => void;
   readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
   readonly clearInterval?: (timer: NodeJS.Timeout) => void;
 }
@@ -79,6 +95,9 @@ export class AppliedStateWatcher {
   readonly #options: AppliedStateWatcherOptions;
   readonly #modules: AppliedStateWatcherModules;
   #seen: ClusterState;
+  /** Deletes seen entry by entry, not freed yet (a failed free stays here and is retried). */
+  readonly #pendingFrees = new Map<string, DeletedReplica>();
+  readonly #unsubscribe: () => void;
   readonly #loop: PeriodicPass;
   /** What the running pass is doing and since when: a pass stuck for long is reported, not silent. */
   #step = 'idle';
@@ -90,6 +109,10 @@ export class AppliedStateWatcher {
     this.#options = options;
     this.#modules = modules;
     this.#seen = modules.state();
+    this.#unsubscribe = modules.subscribe?.((command, outcome) => {
+      const deleted = deletedReplicaOfEntry(command, outcome, options.nodeId);
+      if (deleted !== undefined) this.#pendingFrees.set(deleted.volumeId, deleted);
+    }) ?? (() => undefined);
     this.#loop = new PeriodicPass(options.intervalMs ?? 200, () => this.#timedPass(), { ...modules, onOverlap: () => this.#reportIfStuck() });
   }
 
@@ -111,6 +134,7 @@ export class AppliedStateWatcher {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#unsubscribe();
     return this.#loop.close();
   }
 
@@ -129,15 +153,18 @@ export class AppliedStateWatcher {
     if (this.#closed || current === this.#seen) return;
     const before = this.#seen;
     try {
-      // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.
-      const deleted = deletedReplicasOf(before, current, this.#options.nodeId);
+      // A restored snapshot skips entries: the before/after comparison catches the deletes in it.
+      for (const volume of deletedReplicasOf(before, current, this.#options.nodeId)) this.#pendingFrees.set(volume.volumeId, volume);
+      const deleted = [...this.#pendingFrees.values()];
       this.#modules.logger.debug({ volumes: Object.keys(current.volumes).length, deleted: deleted.map((volume) => volume.name) }, 'reacting to a new applied cluster state');
+      // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.
       this.#step = 'closing sessions of volumes no longer attached here';
       await this.#modules.releaseUnowned();
       for (const volume of deleted) {
         await freeVolumeSpace(this.#modules.pool, volume, (step) => {
           this.#step = `freeing deleted volume ${volume.name} (${volume.volumeId}): ${step}`;
         });
+        this.#pendingFrees.delete(volume.volumeId);
         this.#modules.logger.info({ volume: volume.name, id: volume.volumeId }, 'deleted volume: replica space freed');
       }
       this.#seen = current;

@@ -6,7 +6,8 @@ import { replicaLine } from '../../../api/cli/commands/volume.js';
 import { applyCommand } from '../../../daemon/state/apply-command.js';
 import { emptyClusterState, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import type { Command } from '../../../daemon/state/commands.js';
-import { AppliedStateWatcher, attachedHere, deletedReplicasOf, freeVolumeSpace } from '../../../daemon/volume/applied-state-watcher.js';
+import { AppliedStateWatcher, attachedHere, deletedReplicaOfEntry, deletedReplicasOf, freeVolumeSpace } from '../../../daemon/volume/applied-state-watcher.js';
+import { ClusterStateMachine, encodeCommand } from '../../../daemon/cluster/cluster-state-machine.js';
 import { MemoryPool } from '../../helpers/memory-pool.js';
 
 const logger = pino({ level: 'silent' });
@@ -99,6 +100,45 @@ t.test('the watcher releases and frees on an applied change, and retries after a
   t.notOk(pool.volumes.has('id-a'), 'the deleted replica is freed');
   await watcher.check();
   t.equal(releases, 2, 'a handled change is not handled twice');
+});
+
+t.test('a volume created and deleted between two passes is still freed (seen entry by entry)', async (t) => {
+  const pool = new MemoryPool({ capacityBytes: 64 * MiB });
+  const machine = new ClusterStateMachine({ logger });
+  let index = 0;
+  const commit = (command: Command): void => {
+    index += 1;
+    machine.apply({ index, term: 1, command: encodeCommand(command) });
+  };
+  commit({ type: 'cluster.init', clusterId: 'c1' });
+  for (const nodeId of ['n1', 'n2']) commit({ type: 'node.join', nodeId, addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' });
+  const watcher = new AppliedStateWatcher(
+    { nodeId: 'n2', intervalMs: 60_000 },
+    { state: () => machine.state, subscribe: (listener) => machine.onApplied(listener), pool, logger, releaseUnowned: async () => undefined },
+  );
+  t.teardown(() => watcher.close());
+  await watcher.check();
+
+  commit({ type: 'volume.create', id: 'id-q', name: 'q', sizeBytes: 4 * MiB, replicaCount: 2, createdAt: '2026-01-01T00:00:00.000Z', placement: ['n1', 'n2'] });
+  // The owner's replica link writes here before this node's watcher ever sees the volume.
+  const store = await pool.openVolume('id-q', 4 * MiB);
+  await store.write(0, Buffer.alloc(4096, 7));
+  commit({ type: 'volume.delete', name: 'q' });
+  t.same(Object.keys(machine.state.volumes), [], 'q came and went between two passes');
+  await watcher.check();
+  t.notOk(pool.volumes.has('id-q'), 'its replica here is freed all the same');
+  t.equal(pool.stats().usedBytes, 0);
+});
+
+t.test('deletedReplicaOfEntry: only an accepted volume.delete of a replica held here', async (t) => {
+  const state = cluster();
+  const volume = state.volumes['a'];
+  if (volume === undefined) throw new Error('fixture lost volume a');
+  const deleted = { type: 'volume' as const, volume };
+  t.same(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, deleted, 'n1'), { volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB });
+  t.equal(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, deleted, 'n3'), undefined, 'n3 held no replica');
+  t.equal(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, new PlinthError('VOLUME_ATTACHED', 'attached'), 'n1'), undefined, 'a refused delete frees nothing');
+  t.equal(deletedReplicaOfEntry({ type: 'volume.detach', name: 'a' }, deleted, 'n1'), undefined, 'a detach frees nothing');
 });
 
 t.test('rebuild progress per replica node, and the CLI line', async (t) => {
