@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { onPowerCut } from '../../common/failpoints/failpoints.js';
 import { PlinthError } from '../../common/plinth-error.js';
 import { parseSize } from '../../common/sizes.js';
-import { SeededPrng } from '../../consensus/raft/prng.js';
+import { SeededPrng } from '../../common/prng.js';
 import type { DiskFileIo, DiskLayer } from './disk-file-io.js';
 import { closeFile, fdatasync, readFullySync, writeFullySync } from './fs-callbacks.js';
 import { type PowerCutOdds, type PowerCutOutcome, type FileWrite, VolatileWriteCache } from './volatile-write-cache.js';

@@ -2,7 +2,8 @@
  * Options and injected modules of the Raft node runner, with defaults.
  */
 import type { Logger } from 'pino';
-import type { Message, Prng, RaftConfig } from '../raft/types.js';
+import type { Prng } from '../../common/prng.js';
+import type { Message, RaftConfig } from '../raft/types.js';
 import type { RaftDb } from '../storage/raft-db.js';
 import type { PeerAddress, Transport } from '../transport/transport-types.js';
 import type { StateMachine } from './state-machine.js';

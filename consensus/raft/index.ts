@@ -13,5 +13,4 @@ export {
   isMember,
   EMPTY_CONF_STATE,
 } from './conf-change.js';
-export { SeededPrng } from './prng.js';
 export { entrySizeBytes } from './raft-log.js';

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
+import type { Prng } from '../../common/prng.js';
 import { confChangeProblem, encodeConfChange, isVoter } from './conf-change.js';
 import { handleVoteRequest, ignoredByLease, isVoteRequest } from './election.js';
 import { Raft } from './raft.js';
@@ -17,7 +18,6 @@ import type {
   HardState,
   Message,
   NodeId,
-  Prng,
   ProposalTicket,
   RaftConfig,
   RaftStatus,

@@ -15,7 +15,8 @@ import { Progress } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnlyQueue } from './read-only.js';
 import { SnapshotAssembler } from './snapshot-assembler.js';
-import type { ConfState, Message, NodeId, Prng, RaftConfig, RaftRole, ReadState, RaftStorageState } from './types.js';
+import type { Prng } from '../../common/prng.js';
+import type { ConfState, Message, NodeId, RaftConfig, RaftRole, ReadState, RaftStorageState } from './types.js';
 
 /** Distributes Omit over a message union so each variant keeps its own fields. */
 export type Outgoing = Message extends infer M

@@ -268,14 +268,6 @@ export interface RaftConfig {
   readonly canary?: RaftCanary;
 }
 
-/** Seeded pseudo-random source; the core never touches Math.random (determinism). */
-export interface Prng {
-  /** Uniform integer in [0, maxExclusive). */
-  nextInt(maxExclusive: number): number;
-  /** Uniform float in [0, 1). */
-  nextFloat(): number;
-}
-
 /** Defaults sized for a LAN control plane: 100 ms ticks → 1 s election timeout. */
 export const DEFAULT_RAFT_LIMITS = {
   electionTicks: 10,

@@ -4,7 +4,7 @@ import { PlinthError, toError } from '../../common/plinth-error.js';
 import { RaftNode } from '../../consensus/node/raft-node.js';
 import { DEFAULT_NODE_OPTIONS } from '../../consensus/node/raft-node-options.js';
 import { raftMessageCodec } from '../../consensus/proto/raft-message-codec.js';
-import { SeededPrng } from '../../consensus/raft/prng.js';
+import { SeededPrng } from '../../common/prng.js';
 import type { Message } from '../../consensus/raft/types.js';
 import type { RaftDb } from '../../consensus/storage/raft-db.js';
 import { DEFAULT_TRANSPORT_LIMITS, TcpTransport } from '../../consensus/transport/tcp-transport.js';

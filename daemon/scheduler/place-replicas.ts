@@ -1,5 +1,5 @@
 import { PlinthError } from '../../common/plinth-error.js';
-import { SeededPrng } from '../../consensus/raft/prng.js';
+import { SeededPrng } from '../../common/prng.js';
 import { compareIds, rackKey, zoneKey } from './failure-domains.js';
 import type { PlacementRequest, SchedulerNode } from './placement-types.js';
 

@@ -5,7 +5,8 @@
  * write is ambiguous (returns at +Infinity); a timed-out or refused read,
  * and a refused write, had no effect and leave the history.
  */
-import type { NodeId, Prng } from '../../consensus/raft/index.js';
+import type { Prng } from '../../common/prng.js';
+import type { NodeId } from '../../consensus/raft/index.js';
 import type { EventQueue } from './event-queue.js';
 import type { HistoryOp } from './linearizability.js';
 import type { ServerReply } from './sim-node.js';

@@ -4,7 +4,8 @@
  * links: symmetric splits, one-way (asymmetric) cuts and bridges (two sides
  * that only one node can reach).
  */
-import type { Message, NodeId, Prng } from '../../consensus/raft/index.js';
+import type { Prng } from '../../common/prng.js';
+import type { Message, NodeId } from '../../consensus/raft/index.js';
 import type { EventQueue } from './event-queue.js';
 
 export interface NetworkFaults {

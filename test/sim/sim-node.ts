@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import { PlinthError, isPlinthError } from '../../common/plinth-error.js';
 import type { Entry, NodeId, RaftConfig, ReadState, Snapshot } from '../../consensus/raft/index.js';
-import { RaftCore, SeededPrng } from '../../consensus/raft/index.js';
+import { SeededPrng } from '../../common/prng.js';
+import { RaftCore } from '../../consensus/raft/index.js';
 import { decodeKvCommand, encodeKvCommand, KvStateMachine, type KvCommand } from './kv-state-machine.js';
 import type { SimStorage } from './sim-storage.js';
 

@@ -8,7 +8,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { pino } from 'pino';
 import type { Message, NodeId, RaftCanary, RaftConfig, Ready } from '../../consensus/raft/index.js';
-import { bootstrapState, DEFAULT_RAFT_LIMITS, emptyState, SeededPrng } from '../../consensus/raft/index.js';
+import { SeededPrng } from '../../common/prng.js';
+import { bootstrapState, DEFAULT_RAFT_LIMITS, emptyState } from '../../consensus/raft/index.js';
 import { EventQueue } from './event-queue.js';
 import { checkKvHistory, type HistoryOp } from './linearizability.js';
 import { SafetyChecker } from './safety-checker.js';

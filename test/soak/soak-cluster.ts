@@ -7,10 +7,10 @@
  * test/integration/fixtures/failpoint-cluster.ts.
  */
 import type { Logger } from 'pino';
-import type { DaemonProcess, TeardownHost } from '../helpers/daemon-harness.js';
+import { type DaemonProcess, spawnDaemon, type SpawnDaemonOptions, type TeardownHost } from '../helpers/daemon-harness.js';
 import { startFailpointMember, TEST_API_ENV, type VolumeInspect } from '../integration/fixtures/failpoint-cluster.js';
 import type { NetnsCluster } from '../setup/netns-cluster.js';
-import type { SeededPrng } from '../../consensus/raft/prng.js';
+import type { SeededPrng } from '../../common/prng.js';
 
 /** `pkill -f "plinthd.js --data-dir /tmp/plinth-soak-"` finds strays of the soak only. */
 export const SOAK_DATA_DIR_PREFIX = 'plinth-soak-';
@@ -48,6 +48,11 @@ interface NodeView {
 }
 
 const API_TIMEOUT_MS = 3000;
+/**
+ * A restarted node replays its Raft log and reopens its pool on a machine
+ * the soak keeps busy: it gets longer than startDaemon's 20 s to get ready.
+ */
+const RESTART_READY_MS = 60_000;
 
 export class SoakCluster {
   readonly #ids: string[];
@@ -287,7 +292,8 @@ function loopbackLauncher(host: TeardownHost, logLevel: string): NodeLauncher {
   return {
     start: (id, join, env) =>
       startFailpointMember(host, id, { ...(join === undefined ? {} : { join: join.daemon }), env, logLevel, dataDirPrefix: SOAK_DATA_DIR_PREFIX }),
-    restart: (id, previous, env) => startFailpointMember(host, id, { restartOf: previous, env, logLevel }),
+    restart: (id, previous, env) =>
+      restartInPlace(host, { args: ['--node-id', id], env: { ...TEST_API_ENV, ...env }, logLevel, dataDir: previous.dataDir, ports: previous.ports }),
   };
 }
 
@@ -295,6 +301,33 @@ function loopbackLauncher(host: TeardownHost, logLevel: string): NodeLauncher {
 function netnsLauncher(host: TeardownHost, netns: NetnsCluster, logLevel: string): NodeLauncher {
   return {
     start: (id, join, env) => netns.startDaemon(host, id, { ...(join === undefined ? {} : { join: join.id }), env: { ...TEST_API_ENV, ...env }, logLevel }),
-    restart: (id, previous, env) => netns.startDaemon(host, id, { restartOf: previous, env: { ...TEST_API_ENV, ...env }, logLevel }),
+    restart: (id, previous, env) =>
+      restartInPlace(host, {
+        args: ['--node-id', id],
+        env: { ...TEST_API_ENV, ...env },
+        logLevel,
+        dataDir: previous.dataDir,
+        ports: previous.ports,
+        netns: { name: netns.node(id).namespace, host: previous.host, apiUrl: previous.apiUrl },
+      }),
   };
+}
+
+/**
+ * Restart a node on its data dir and ports (as startFailpointMember's and
+ * NetnsCluster's `restartOf` do), but never leave the process behind when it
+ * does not get ready in time: startDaemon throws and keeps it running, and
+ * that untracked daemon went on serving as the node, so every later restart
+ * found its data dir locked and the final replica comparison could not open
+ * it (seed 201, 5 nodes: "data dir … is in use by another plinthd").
+ */
+async function restartInPlace(host: TeardownHost, options: SpawnDaemonOptions): Promise<DaemonProcess> {
+  const daemon = await spawnDaemon(host, options);
+  try {
+    await daemon.waitForReady({ timeoutMs: RESTART_READY_MS });
+    return daemon;
+  } catch (err) {
+    await daemon.kill();
+    throw err;
+  }
 }

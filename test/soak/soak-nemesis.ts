@@ -12,7 +12,7 @@
  * still being rebuilt), which is the point.
  */
 import type { Logger } from 'pino';
-import { SeededPrng } from '../../consensus/raft/prng.js';
+import { SeededPrng } from '../../common/prng.js';
 import type { SoakCluster } from './soak-cluster.js';
 
 export type FaultKind = 'kill' | 'stop' | 'partition' | 'failpoint' | 'power-cut' | 'disk' | 'membership';

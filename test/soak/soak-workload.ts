@@ -8,7 +8,7 @@
  * the owner is down, which takes it over).
  */
 import type { Logger } from 'pino';
-import { SeededPrng } from '../../consensus/raft/prng.js';
+import { SeededPrng } from '../../common/prng.js';
 import { NbdWorker, type WorkerReply, type WorkerRequest, type WorkerSpawner } from './nbd-worker.js';
 import { readingFromWorker } from './soak-block-format.js';
 import type { BlockModel, Violation } from './soak-model.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { failpoints, type FailpointEffects, processEffects, useFailpointEffects } from '../../../common/failpoints/failpoints.js';
 import { isPlinthError, PlinthError } from '../../../common/plinth-error.js';
-import { SeededPrng } from '../../../consensus/raft/prng.js';
+import { SeededPrng } from '../../../common/prng.js';
 import type { VolumeStore } from '../../../blockdev/pool/pool-types.js';
 import { diskLayerFromEnv, PowerLossDiskLayer } from '../../../blockdev/pool/power-loss-disk.js';
 import { PROBE_BYTES } from '../../../blockdev/pool/superblock.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { SeededPrng } from '../../../consensus/raft/prng.js';
+import { SeededPrng } from '../../../common/prng.js';
 import { type FileWrite, SECTOR_BYTES, VolatileWriteCache } from '../../../blockdev/pool/volatile-write-cache.js';
 
 /**

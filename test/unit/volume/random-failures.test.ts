@@ -1,5 +1,5 @@
 import t from 'tap';
-import { SeededPrng } from '../../../consensus/raft/prng.js';
+import { SeededPrng } from '../../../common/prng.js';
 import { PlinthError } from '../../../common/plinth-error.js';
 import { makeVolume, readStore } from './helpers/volume-fixture.js';
 

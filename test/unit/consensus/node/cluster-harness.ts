@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import pino from 'pino';
 import { raftMessageCodec } from '../../../../consensus/proto/raft-message-codec.js';
-import { SeededPrng } from '../../../../consensus/raft/prng.js';
+import { SeededPrng } from '../../../../common/prng.js';
 import type { Message } from '../../../../consensus/raft/types.js';
 import { RaftNode } from '../../../../consensus/node/raft-node.js';
 import { DEFAULT_NODE_OPTIONS } from '../../../../consensus/node/raft-node-options.js';

@@ -5,7 +5,8 @@
  */
 import { pino } from 'pino';
 import type { Entry, Message, NodeId, RaftConfig, RaftStorageState, ReadState } from '../../../../consensus/raft/index.js';
-import { bootstrapState, DEFAULT_RAFT_LIMITS, RaftCore, SeededPrng } from '../../../../consensus/raft/index.js';
+import { SeededPrng } from '../../../../common/prng.js';
+import { bootstrapState, DEFAULT_RAFT_LIMITS, RaftCore } from '../../../../consensus/raft/index.js';
 import { SimStorage } from '../../../sim/sim-storage.js';
 
 export interface HarnessNode {
