@@ -13,8 +13,9 @@ import type { ReplicaReplacementPort } from './replica-replacement.js';
  * replica has been out are kept for `volume inspect` and metrics.
  *
  * A replica out for longer than the volume's grace period is flagged
- * `graceExpired`. With a `replacement` port, one whose node is still down is
- * then replaced (issue 4 "Rebuild"): a new replica is committed on another up
+ * `graceExpired`. With a `replacement` port, one whose node is still down,
+ * or up but failing its rebuilds (a bad disk; issue 7 "rebuilds elsewhere"),
+ * is then replaced (issue 4 "Rebuild"): a new replica is committed on another up
  * node (replica.add), joins this session faulted and is rebuilt in full by
  * the ordinary path above; once the volume has its replica count in sync
  * again, the lost replica is committed away (replica.remove). Never below the
@@ -56,6 +57,8 @@ interface RepairRecord {
   progress: CatchUpProgress | null;
   graceExpired: boolean;
   lastError: string | null;
+  /** The last replacement step found no node to take the replica: rebuild in place meanwhile. */
+  noReplacementNode: boolean;
 }
 
 export class RebuildReconciler {
@@ -108,11 +111,14 @@ export class RebuildReconciler {
         if (status.rebuild !== null) record.progress = status.rebuild;
         this.#checkGrace(session.name, status.nodeId, record, graceMs);
         const nodeUp = this.#modules.cluster.nodeIsUp(status.nodeId);
-        if (status.state === 'faulted' && record.running === undefined && nodeUp && this.#runningCount() < (this.#options.maxConcurrentRebuilds ?? 2)) {
-          record.running = this.#rebuild(session, status.nodeId, record);
-        }
-        if (status.state === 'faulted' && record.graceExpired && !nodeUp && record.replacing === undefined && this.#modules.replacement !== undefined) {
+        // Past its grace a replica is replaced when its node is down, or up but failing every rebuild (a bad disk).
+        const replaceable = status.state === 'faulted' && record.graceExpired && (!nodeUp || record.lastError !== null) && !record.noReplacementNode;
+        if (replaceable && record.replacing === undefined && record.running === undefined && this.#modules.replacement !== undefined) {
           record.replacing = this.#replaceStep(session, status.nodeId, this.#modules.replacement, record);
+        }
+        const beingReplaced = replaceable && this.#modules.replacement !== undefined;
+        if (status.state === 'faulted' && record.running === undefined && !beingReplaced && nodeUp && this.#runningCount() < (this.#options.maxConcurrentRebuilds ?? 2)) {
+          record.running = this.#rebuild(session, status.nodeId, record);
         }
       }
     }
@@ -159,6 +165,8 @@ export class RebuildReconciler {
         },
         (error: unknown) => {
           record.lastError = toError(error).message;
+          // Alternate: after a failed rebuild in place, look for a replacement node again.
+          record.noReplacementNode = false;
           this.#logger.warn({ err: toError(error), volume: session.name, replica: nodeId }, 'replica rebuild did not complete; retrying later');
         },
       )
@@ -169,6 +177,10 @@ export class RebuildReconciler {
 
   #replaceStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort, record: RepairRecord): Promise<void> {
     return this.#nextReplacementStep(session, lost, port)
+      .then((progressing) => {
+        // Nowhere to go: rebuilding in place stays the only way back (the disk may have been fixed).
+        record.noReplacementNode = !progressing;
+      })
       .catch((error: unknown) => {
         record.lastError = toError(error).message;
         this.#logger.warn({ err: toError(error), volume: session.name, replica: lost }, 'replacing a lost replica did not progress; retrying later');
@@ -178,10 +190,10 @@ export class RebuildReconciler {
       });
   }
 
-  /** One idempotent step per pass, decided from the session and the committed state. */
-  async #nextReplacementStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort): Promise<void> {
+  /** One idempotent step per pass, decided from the session and the committed state; false when no node can take the replica. */
+  async #nextReplacementStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort): Promise<boolean> {
     const wanted = port.replicaCount(session.name);
-    if (wanted === undefined) return;
+    if (wanted === undefined) return true;
     const statuses = session.replicaStatuses();
     const served = new Set(statuses.map((status) => status.nodeId));
     // A replica committed but not served here yet (an earlier step failed half-way): serve it first.
@@ -189,25 +201,26 @@ export class RebuildReconciler {
     const unserved = committed.find((replica) => !served.has(replica.nodeId));
     if (unserved !== undefined) {
       await session.addReplica(unserved.nodeId);
-      return;
+      return true;
     }
     const inSyncOthers = statuses.filter((status) => status.state === 'in-sync' && status.nodeId !== lost).length;
     if (inSyncOthers >= wanted) {
       await port.removeReplica(session.name, lost);
       session.removeReplica(lost);
       this.#logger.info({ volume: session.name, replica: lost }, 'lost replica replaced and removed');
-      return;
+      return true;
     }
     // A replacement already joined: the ordinary rebuild path is copying it; wait.
-    if (statuses.some((status) => status.nodeId !== lost && status.state !== 'in-sync' && this.#modules.cluster.nodeIsUp(status.nodeId))) return;
+    if (statuses.some((status) => status.nodeId !== lost && status.state !== 'in-sync' && this.#modules.cluster.nodeIsUp(status.nodeId))) return true;
     const nodeId = port.chooseReplacementNode(session.name);
     if (nodeId === undefined) {
       this.#logger.warn({ volume: session.name, replica: lost }, 'no up node can take a replacement replica; waiting');
-      return;
+      return false;
     }
     await port.addReplica(session.name, nodeId);
     await session.addReplica(nodeId);
     this.#logger.warn({ volume: session.name, lost, replacement: nodeId }, 'replica lost past its grace period: a replacement was added and will be rebuilt in full');
+    return true;
   }
 
   #checkGrace(volume: string, nodeId: string, record: RepairRecord, graceMs: number): void {
@@ -220,7 +233,7 @@ export class RebuildReconciler {
   #record(key: string): RepairRecord {
     let record = this.#records.get(key);
     if (record === undefined) {
-      record = { faultedSinceMs: null, running: undefined, replacing: undefined, progress: null, graceExpired: false, lastError: null };
+      record = { faultedSinceMs: null, running: undefined, replacing: undefined, progress: null, graceExpired: false, lastError: null, noReplacementNode: false };
       this.#records.set(key, record);
     }
     return record;

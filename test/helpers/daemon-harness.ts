@@ -45,6 +45,8 @@ export interface SpawnDaemonOptions {
   readonly logLevel?: string;
   /** Run inside a network namespace (test/setup/netns-cluster.ts builds them); default: the host's loopback. */
   readonly netns?: DaemonNamespace;
+  /** Node.js flags before the daemon's script, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /**
@@ -60,6 +62,9 @@ export interface DaemonNamespace {
   readonly host: string;
   readonly apiUrl: string;
 }
+
+/** Every volume's target name is this prefix + the volume name (ARCHITECTURE "iSCSI" row). */
+export const PLINTH_IQN_PREFIX = 'iqn.2026-11.io.plinth:';
 
 /** `ip` lives in sbin, which a test runner's PATH may lack. */
 export const IP_BIN = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((path) => existsSync(path)) ?? 'ip';
@@ -165,6 +170,16 @@ export class DaemonProcess {
 
   nbdUri(exportName: string): string {
     return `nbd://${this.host}:${this.ports.nbd}/${exportName}`;
+  }
+
+  /** The volume's iSCSI target as libiscsi's tools take it (ARCHITECTURE "iSCSI": IQN `iqn.2026-11.io.plinth:<volume>`, LUN 0). */
+  iscsiUri(volume: string): string {
+    return `${this.iscsiPortalUri()}/${PLINTH_IQN_PREFIX}${volume}/0`;
+  }
+
+  /** The iSCSI portal alone, for SendTargets discovery (`iscsi-ls`). */
+  iscsiPortalUri(): string {
+    return `iscsi://${this.host}:${this.ports.iscsi}`;
   }
 
   stdout(): string {
@@ -291,7 +306,8 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
     if (value !== undefined && !key.startsWith('PLINTH_')) env[key] = value;
   }
   // `ip netns exec` execs the command in place, so the child's pid is plinthd's own and signals reach it.
-  const [command, prefix] = options.netns === undefined ? [process.execPath, []] : [IP_BIN, ['netns', 'exec', options.netns.name, process.execPath]];
+  const node = [process.execPath, ...(options.nodeArgs ?? [])];
+  const [command, prefix] = options.netns === undefined ? [process.execPath, node.slice(1)] : [IP_BIN, ['netns', 'exec', options.netns.name, ...node]];
   const child = spawn(command, [...prefix, PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const daemon = new DaemonProcess(child, dataDir, ports, options.netns);
   const siblings = daemonsByDataDir.get(dataDir) ?? new Set();
@@ -313,7 +329,9 @@ export async function startDaemon(t: TeardownHost, options: SpawnDaemonOptions =
       await daemon.waitForReady();
       return daemon;
     } catch (err) {
-      const clash = daemon.exitStatus !== null && daemon.describeOutput().includes('EADDRINUSE');
+      // A daemon that never became ready must not linger (it holds its data dir's lock and ports).
+      if (daemon.exitStatus === null) await daemon.kill();
+      const clash = daemon.describeOutput().includes('EADDRINUSE');
       if (!portsPicked || !clash || attempt >= 3) throw err;
     }
   }
