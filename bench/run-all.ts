@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const BENCHMARKS = ['nbd-bench.js', 'raft-bench.js', 'cluster-bench.js'] as const;
+const BENCHMARKS = ['nbd-bench.js', 'raft-bench.js', 'cluster-bench.js', 'iscsi-bench.js'] as const;
 
 function runNode(scriptPath: string): Promise<number | null> {
   return new Promise((resolve, reject) => {

@@ -22,6 +22,24 @@ export interface VolumeView {
   readonly connections: number;
   /** How long a lost replica may stay away before it is replaced elsewhere. */
   readonly graceMs: number;
+  /** Per-volume iSCSI CHAP, or null when the cluster-wide settings apply. Never carries a secret. */
+  readonly chap: VolumeChapView | null;
+}
+
+export interface VolumeChapView {
+  /** The CHAP_N the initiator must log in with. */
+  readonly user: string;
+  /** True when the target also proves itself to the initiator (mutual CHAP). */
+  readonly mutual: boolean;
+}
+
+/** `PUT /v1/volumes/{name}/chap`: per-volume iSCSI CHAP secrets (docs/iscsi.md "CHAP"). */
+export interface VolumeChapRequest {
+  readonly user: string;
+  readonly secret: string;
+  /** Mutual CHAP: both or neither. */
+  readonly targetUser?: string;
+  readonly targetSecret?: string;
 }
 
 export interface ReplicaView {
@@ -114,6 +132,14 @@ export interface ControlPlane {
   /** Refused with VOLUME_ATTACHED while clients are connected, unless forced (which disconnects them). */
   detachVolume(name: string, options?: { readonly force?: boolean }): Promise<VolumeView>;
   readiness(): Readiness;
+  /**
+   * Set (replace) the volume's iSCSI CHAP secrets; they apply from the next
+   * login on every node. Throws VOLUME_NOT_FOUND, INVALID_ARGUMENT (secret
+   * length, incomplete pair, target secret equal to the initiator's).
+   */
+  setVolumeChap(name: string, request: VolumeChapRequest): Promise<VolumeView>;
+  /** Clear them: the cluster-wide settings apply again. Idempotent; throws VOLUME_NOT_FOUND. */
+  clearVolumeChap(name: string): Promise<VolumeView>;
   /**
    * `plinth node rm ID`: remove a member (Raft voter and its replicas).
    * Throws NODE_NOT_FOUND, LAST_IN_SYNC_REPLICA (it holds a volume's last

@@ -7,11 +7,14 @@ import { PlinthError, toError } from '../common/plinth-error.js';
 import { openPool } from '../blockdev/pool/open-pool.js';
 import type { DiskSpec, Pool } from '../blockdev/pool/pool-types.js';
 import { startNbdServer, type NbdServer } from '../blockdev/nbd/nbd-server.js';
+import { startIscsiServer, type IscsiServer } from '../blockdev/iscsi/iscsi-server.js';
+import { createScsiTargetRegistry } from '../blockdev/iscsi/scsi/scsi-target-registry.js';
 import { buildApiApp } from '../api/build-api-app.js';
 import { formatHostPort, type Config, type HostPort } from './config/config-types.js';
 import type { CommandProposer } from './control/command-proposer.js';
 import { LocalControlPlane } from './control/local-control-plane.js';
 import { rebuildProgressByNode } from './control/rebuild-progress.js';
+import { createClusterReservationStore } from './control/scsi-reservation-store.js';
 import type { RebuildProgressView } from './control-plane.js';
 import { ReadinessTracker } from './control/readiness-tracker.js';
 import { VolumeExports } from './control/volume-exports.js';
@@ -33,6 +36,7 @@ import { openRunMarker } from './lifecycle/run-marker.js';
 import { proposerCluster } from './volume/proposer-cluster.js';
 import { proposerReplacementPort } from './reconciler/replica-replacement.js';
 import type { VolumeSessions } from './volume/volume-sessions.js';
+import { createIscsiChapSecrets } from './control/iscsi-chap-secrets.js';
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -71,6 +75,7 @@ export interface RunningDaemon {
   readonly dataDir: string;
   readonly apiAddress: HostPort;
   readonly nbdAddress: HostPort;
+  readonly iscsiAddress: HostPort;
   readonly peerAddress: HostPort;
   /**
    * The shared peer port. The data plane adds its route here:
@@ -93,7 +98,6 @@ export interface RunningDaemon {
 export async function startDaemon(options: DaemonOptions, modules: DaemonModules): Promise<RunningDaemon> {
   const { config } = options;
   const logger = modules.logger;
-  refuseUnsupported(config, logger);
   const stack = new ShutdownStack(logger);
   const neverAborted = new AbortController().signal;
   try {
@@ -151,13 +155,13 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
   const dataPlane = await startNodeDataPlane(stack, { nodeId, uncleanRestart: runMarker.previousRunEndedUncleanly }, { cluster, pool, db, peerListener, logger });
 
-  const { apiAddress, nbdAddress } = await startFrontEnds(
+  const { apiAddress, nbdAddress, iscsiAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token, testApi: options.testApi === true },
     { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
   );
   logger.info(
-    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
+    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
     'plinthd ready',
   );
   return {
@@ -165,6 +169,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
     dataDir,
     apiAddress,
     nbdAddress,
+    iscsiAddress,
     peerAddress,
     peerListener,
     close: (signal = new AbortController().signal) => stack.closeAll(signal),
@@ -189,14 +194,16 @@ async function startFrontEnds(
     readonly fencedLocally: (volumeId: string, generation: number) => boolean;
     readonly logger: Logger;
   },
-): Promise<{ apiAddress: HostPort; nbdAddress: HostPort }> {
+): Promise<{ apiAddress: HostPort; nbdAddress: HostPort; iscsiAddress: HostPort }> {
   const { config, nodeId, version, token, testApi } = options;
   const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
   let nbd: NbdServer | null = null;
-  const exports = new VolumeExports(
-    { nodeId },
-    { commands, pool, logger, sessions, fencedLocally, disconnectClients: (name) => void nbd?.disconnectExport(name) },
-  );
+  let iscsi: IscsiServer | null = null;
+  const disconnectClients = (name: string): void => {
+    nbd?.disconnectExport(name);
+    iscsi?.disconnectExport(name);
+  };
+  const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients });
   stack.push('volume stores', () => exports.closeAll());
   // Detach and delete may be committed on any node: react here to what was applied.
   const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
@@ -215,6 +222,7 @@ async function startFrontEnds(
   stack.push('drain attachments', () => drainAttachments.close());
   const readiness = new ReadinessTracker();
   readiness.expect('nbd', `not listening on ${formatHostPort(config.nbd)} yet`);
+  readiness.expect('iscsi', `not listening on ${formatHostPort(config.iscsi)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
   const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
   const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress });
@@ -224,6 +232,21 @@ async function startFrontEnds(
   stack.push('nbd', (signal) => nbdServer.close(signal));
   readiness.markReady('nbd');
 
+  // One target per volume on every node (ARCHITECTURE "iSCSI"); SCSI state (reservations, unit attentions) is node-wide.
+  const iscsiServer = await startIscsiServer(
+    { host: config.iscsi.host, port: config.iscsi.port },
+    {
+      exports,
+      registry: createScsiTargetRegistry({ logger, reservationStore: createClusterReservationStore({ nodeId }, { commands, logger }) }),
+      // CHAP: per-volume secrets from the applied state, else the node's cluster-wide settings (docs/iscsi.md "CHAP").
+      chap: createIscsiChapSecrets({ clusterChap: config.iscsiChap }, { state: () => commands.state }),
+      logger,
+    },
+  );
+  iscsi = iscsiServer;
+  stack.push('iscsi', (signal) => iscsiServer.close(signal));
+  readiness.markReady('iscsi');
+
   const api = await buildApiApp({ token, version, logger, testApi }, { control, metrics });
   stack.push('api', () => api.close());
   const apiAddress = await listenApi(api, config.api);
@@ -231,7 +254,7 @@ async function startFrontEnds(
   // Stop reporting ready before anything else closes.
   stack.push('readiness', async () => readiness.markStopping('shutting down'));
 
-  return { apiAddress, nbdAddress: nbdServer.address() };
+  return { apiAddress, nbdAddress: nbdServer.address(), iscsiAddress: iscsiServer.address() };
 }
 
 /**
@@ -286,11 +309,6 @@ function startClusterDuties(
   );
   stack.push('capacity reporter', async () => capacity.stop());
   void capacity.report();
-}
-
-/** Flags accepted for the contract but served by later issues. */
-function refuseUnsupported(config: Config, logger: Logger): void {
-  logger.info({ iscsi: formatHostPort(config.iscsi) }, 'iSCSI port configured; not served yet (iSCSI arrives with its own issue)');
 }
 
 function addressesOf(config: Config): { api: string; peer: string; nbd: string; iscsi: string } {

@@ -15,7 +15,9 @@ export interface GlobalOptions {
   readonly version: boolean;
 }
 
-export type CommandOptionName = 'size' | 'replicas' | 'grace' | 'node' | 'force' | 'wait';
+export type CommandOptionName =
+  | 'size' | 'replicas' | 'grace' | 'node' | 'force' | 'wait'
+  | 'user' | 'secret-file' | 'target-user' | 'target-secret-file' | 'clear';
 
 export interface CommandOptions {
   readonly size?: string;
@@ -26,6 +28,13 @@ export interface CommandOptions {
   readonly force: boolean;
   /** `node drain --wait`: poll until the drain is done. */
   readonly wait: boolean;
+  /** `volume chap`: CHAP names, and files holding the secrets (a secret on the command line would show in ps). */
+  readonly user?: string;
+  readonly secretFile?: string;
+  readonly targetUser?: string;
+  readonly targetSecretFile?: string;
+  /** `volume chap NAME --clear`. */
+  readonly clear: boolean;
 }
 
 export interface ParsedCommandLine {
@@ -53,6 +62,11 @@ const OPTION_SPEC = {
   node: { type: 'string' },
   force: { type: 'boolean', default: false },
   wait: { type: 'boolean', default: false },
+  user: { type: 'string' },
+  'secret-file': { type: 'string' },
+  'target-user': { type: 'string' },
+  'target-secret-file': { type: 'string' },
+  clear: { type: 'boolean', default: false },
 } as const;
 
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
@@ -68,6 +82,11 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (values.node !== undefined) givenOptions.push('node');
   if (values.force) givenOptions.push('force');
   if (values.wait) givenOptions.push('wait');
+  if (values.user !== undefined) givenOptions.push('user');
+  if (values['secret-file'] !== undefined) givenOptions.push('secret-file');
+  if (values['target-user'] !== undefined) givenOptions.push('target-user');
+  if (values['target-secret-file'] !== undefined) givenOptions.push('target-secret-file');
+  if (values.clear) givenOptions.push('clear');
   return {
     global: {
       ...(values.api === undefined ? {} : { api: values.api }),
@@ -84,6 +103,11 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       ...(values.node === undefined ? {} : { node: values.node }),
       force: values.force,
       wait: values.wait,
+      ...(values.user === undefined ? {} : { user: values.user }),
+      ...(values['secret-file'] === undefined ? {} : { secretFile: values['secret-file'] }),
+      ...(values['target-user'] === undefined ? {} : { targetUser: values['target-user'] }),
+      ...(values['target-secret-file'] === undefined ? {} : { targetSecretFile: values['target-secret-file'] }),
+      clear: values.clear,
     },
     givenOptions,
     positionals,

@@ -1,4 +1,4 @@
-import type { ClusterView, NodeView, Readiness, VolumeView } from '../../daemon/control-plane.js';
+import type { ClusterView, NodeView, Readiness, VolumeChapRequest, VolumeView } from '../../daemon/control-plane.js';
 import { PlinthApiError, PlinthConnectionError } from './plinth-api-error.js';
 import {
   decodeApiError,
@@ -129,6 +129,24 @@ export class PlinthClient {
   async detachVolume(name: string, options: ForceOption = {}): Promise<VolumeView> {
     const body = options.force === undefined ? {} : { force: options.force };
     const response = await this.request('POST', `${volumePath(name)}/detach`, body);
+    return decodeVolume(response.json, response.status);
+  }
+
+  /** Per-volume iSCSI CHAP; the answer shows the user and whether it is mutual, never a secret. */
+  async setVolumeChap(name: string, chap: VolumeChapRequest): Promise<VolumeView> {
+    const body = {
+      user: chap.user,
+      secret: chap.secret,
+      ...(chap.targetUser === undefined ? {} : { targetUser: chap.targetUser }),
+      ...(chap.targetSecret === undefined ? {} : { targetSecret: chap.targetSecret }),
+    };
+    const response = await this.request('PUT', `${volumePath(name)}/chap`, body);
+    return decodeVolume(response.json, response.status);
+  }
+
+  /** Back to the cluster-wide CHAP settings. */
+  async clearVolumeChap(name: string): Promise<VolumeView> {
+    const response = await this.request('DELETE', `${volumePath(name)}/chap`);
     return decodeVolume(response.json, response.status);
   }
 

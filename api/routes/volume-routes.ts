@@ -6,11 +6,13 @@ import {
   createVolumeBodySchema,
   detachVolumeBodySchema,
   resizeVolumeBodySchema,
+  volumeChapBodySchema,
   volumeNameParamsSchema,
   type AttachVolumeBody,
   type CreateVolumeBody,
   type DetachVolumeBody,
   type ResizeVolumeBody,
+  type VolumeChapBody,
   type VolumeNameParams,
 } from '../schemas/request-schemas.js';
 import { commonErrorResponses, errorRef } from '../schemas/view-schemas.js';
@@ -80,6 +82,35 @@ export function registerVolumeRoutes(app: FastifyInstance, control: ControlPlane
   });
 
   registerAttachRoutes(app, control);
+  registerChapRoutes(app, control);
+}
+
+/** Per-volume iSCSI CHAP (docs/iscsi.md "CHAP"): set with PUT, clear with DELETE; answers never carry a secret. */
+function registerChapRoutes(app: FastifyInstance, control: ControlPlane): void {
+  app.put<{ Params: VolumeNameParams; Body: VolumeChapBody }>('/v1/volumes/:name/chap', {
+    schema: {
+      tags, summary: 'Set the volume\'s iSCSI CHAP secrets (one-way, or mutual with targetUser/targetSecret)', security: bearerSecurity,
+      params: volumeNameParamsSchema,
+      body: volumeChapBodySchema,
+      response: { 200: volumeRef, ...commonErrorResponses, 404: errorRef, 413: errorRef, 415: errorRef },
+    },
+  }, async (request) => {
+    const { user, secret, targetUser, targetSecret } = request.body;
+    return control.setVolumeChap(request.params.name, {
+      user,
+      secret,
+      ...(targetUser === undefined ? {} : { targetUser }),
+      ...(targetSecret === undefined ? {} : { targetSecret }),
+    });
+  });
+
+  app.delete<{ Params: VolumeNameParams }>('/v1/volumes/:name/chap', {
+    schema: {
+      tags, summary: 'Clear the volume\'s iSCSI CHAP secrets (the cluster-wide ones apply again)', security: bearerSecurity,
+      params: volumeNameParamsSchema,
+      response: { 200: volumeRef, ...commonErrorResponses, 404: errorRef },
+    },
+  }, async (request) => control.clearVolumeChap(request.params.name));
 }
 
 function registerAttachRoutes(app: FastifyInstance, control: ControlPlane): void {

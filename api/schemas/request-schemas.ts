@@ -105,3 +105,30 @@ export const detachVolumeBodySchema = {
 export interface DetachVolumeBody {
   readonly force?: boolean;
 }
+
+/**
+ * `PUT /v1/volumes/{name}/chap`. The daemon checks the rest (12 to 255
+ * bytes per secret, pairs complete, target secret unlike the initiator's:
+ * daemon/state/volume-chap-commands.ts) so the refusal names the rule.
+ */
+const chapUserSchema = { type: 'string', minLength: 1, maxLength: 255 } as const;
+const chapSecretSchema = { type: 'string', minLength: 1, maxLength: 255 } as const;
+
+export const volumeChapBodySchema = {
+  type: 'object',
+  required: ['user', 'secret'],
+  additionalProperties: false,
+  properties: {
+    user: { ...chapUserSchema, description: 'CHAP name the initiator logs in with' },
+    secret: { ...chapSecretSchema, description: 'CHAP secret of the initiator, 12 to 255 bytes (Windows: 12 to 16); never returned' },
+    targetUser: { ...chapUserSchema, description: 'mutual CHAP: the name this target answers with' },
+    targetSecret: { ...chapSecretSchema, description: 'mutual CHAP: the target\'s secret, different from `secret`; never returned' },
+  },
+} as const;
+
+export interface VolumeChapBody {
+  readonly user: string;
+  readonly secret: string;
+  readonly targetUser?: string;
+  readonly targetSecret?: string;
+}

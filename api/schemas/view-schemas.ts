@@ -31,7 +31,7 @@ export const volumeViewSchema = {
   type: 'object',
   required: [
     'id', 'name', 'sizeBytes', 'replicaCount', 'createdAt', 'attachedTo',
-    'generation', 'state', 'allocatedBytes', 'replicas', 'connections', 'graceMs',
+    'generation', 'state', 'allocatedBytes', 'replicas', 'connections', 'graceMs', 'chap',
   ],
   properties: {
     id: { type: 'string' },
@@ -46,6 +46,16 @@ export const volumeViewSchema = {
     replicas: { type: 'array', items: { $ref: 'ReplicaView#' } },
     connections: { type: 'integer', minimum: 0, description: 'live NBD/iSCSI connections on the owner' },
     graceMs: { type: 'integer', minimum: 0, description: 'how long a lost replica may stay away before it is rebuilt elsewhere' },
+    chap: {
+      type: 'object',
+      nullable: true,
+      description: 'per-volume iSCSI CHAP (secrets are never shown); null: the cluster-wide settings apply',
+      required: ['user', 'mutual'],
+      properties: {
+        user: { type: 'string' },
+        mutual: { type: 'boolean', description: 'the target also authenticates itself to the initiator' },
+      },
+    },
   },
 } as const;
 

@@ -1,6 +1,6 @@
 import { CLIENT_FLAGS_BYTES, NBD_CMD_WRITE, OPTION_HEADER_BYTES, REQUEST_HEADER_BYTES, optionName } from './constants.js';
 import { type ClientFlags, decodeClientFlags, decodeOptionHeader, type OptionHeader } from './handshake-codec.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../buffer-pool.js';
 import { ProtocolError } from './protocol-error.js';
 import { decodeRequestHeader, type RequestHeader } from './transmission-codec.js';
 

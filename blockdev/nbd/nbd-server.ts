@@ -3,7 +3,7 @@ import type pino from 'pino';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import { type NbdLimits, resolveNbdLimits } from './limits.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool } from '../buffer-pool.js';
 import { NbdConnection } from './nbd-connection.js';
 
 /**

@@ -24,7 +24,7 @@ import type { RequestMessage } from './frame-reader.js';
 import type { NegotiatedExport } from './handshake.js';
 import type { NbdLimits } from './limits.js';
 import { validateRequest } from './request-validation.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool } from '../buffer-pool.js';
 import {
   encodeBlockStatusChunk,
   encodeSimpleReply,

@@ -12,6 +12,8 @@ import { readDaemonVersion } from '../version.js';
 const USAGE = `Usage: plinthd [--config FILE] [--data-dir DIR] [--node-id ID] [--api H:P] [--peer H:P]
                [--nbd H:P] [--iscsi H:P] [--disk PATH[:SIZE]]... [--join H:P]
                [--log-level LEVEL] [--extent-size SIZE]
+               [--iscsi-chap-user U --iscsi-chap-secret-file F
+                [--iscsi-chap-target-user U --iscsi-chap-target-secret-file F]]
 
 Every flag is also a key of the YAML config file (data-dir: /var/lib/plinth)
 and an environment variable (PLINTH_DATA_DIR); flags win over the

@@ -1,3 +1,4 @@
+import type { ChapCredentials } from '../../blockdev/iscsi/chap.js';
 import type { DiskSpec } from '../../blockdev/pool/pool-types.js';
 
 /**
@@ -27,8 +28,31 @@ export const SETTING_KEYS = [
   'log-level',
   'extent-size',
   'label',
+  'iscsi-chap-user',
+  'iscsi-chap-secret-file',
+  'iscsi-chap-secret',
+  'iscsi-chap-target-user',
+  'iscsi-chap-target-secret-file',
+  'iscsi-chap-target-secret',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
+
+/**
+ * Keys that are never flags: a secret on the command line leaks into `ps`
+ * and shell history. They are settable in the YAML file and as PLINTH_*
+ * env only; the command line takes the `…-secret-file` flags instead.
+ */
+export const SECRET_SETTING_KEYS = ['iscsi-chap-secret', 'iscsi-chap-target-secret'] as const satisfies readonly SettingKey[];
+
+/**
+ * Cluster-wide iSCSI CHAP (docs/iscsi.md "CHAP"): required of every
+ * initiator on every target without per-volume secrets and on discovery
+ * sessions. `target` makes it mutual: what this node answers with.
+ */
+export interface IscsiChapConfig {
+  readonly initiator: ChapCredentials;
+  readonly target: ChapCredentials | null;
+}
 
 export interface Config {
   /** The config file that was read, or null when none was given. */
@@ -48,6 +72,8 @@ export interface Config {
   readonly extentSizeBytes: number | null;
   /** Failure-domain labels (`--label zone=z1 --label rack=r4`) for replica placement. */
   readonly labels: { readonly zone?: string; readonly rack?: string };
+  /** Cluster-wide iSCSI CHAP; null: no CHAP unless a volume sets its own. Holds secrets: never log it (the logger redacts it). */
+  readonly iscsiChap: IscsiChapConfig | null;
   /** Where each explicitly set key came from, e.g. `--nbd`, `PLINTH_NBD`, `plinth.yaml: nbd`. */
   readonly sources: Readonly<Partial<Record<SettingKey, string>>>;
 }

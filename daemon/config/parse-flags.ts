@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { configError, type RawSettings, type SourceSettings } from './raw-settings.js';
-import { SETTING_KEYS } from './config-types.js';
+import { SECRET_SETTING_KEYS, SETTING_KEYS, type SettingKey } from './config-types.js';
 
 /** What the command line asks for besides settings. */
 export interface ParsedFlags extends SourceSettings {
@@ -21,15 +21,28 @@ const FLAG_OPTIONS = {
   'log-level': { type: 'string' },
   'extent-size': { type: 'string' },
   label: { type: 'string', multiple: true },
+  'iscsi-chap-user': { type: 'string' },
+  'iscsi-chap-secret-file': { type: 'string' },
+  'iscsi-chap-target-user': { type: 'string' },
+  'iscsi-chap-target-secret-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
 
+type SecretSettingKey = (typeof SECRET_SETTING_KEYS)[number];
+type FlagSettingKey = Exclude<SettingKey, SecretSettingKey>;
+
+/** Every setting but the secrets, which would show in `ps` (config-types.ts SECRET_SETTING_KEYS). */
+const FLAG_SETTING_KEYS: readonly FlagSettingKey[] = SETTING_KEYS.filter(
+  (key): key is FlagSettingKey => !(SECRET_SETTING_KEYS as readonly SettingKey[]).includes(key),
+);
+
 /** Flags are the highest layer of configuration (flags > env > file > defaults). */
 export function parseFlags(argv: readonly string[]): ParsedFlags {
+  refuseSecretFlags(argv);
   const parsed = parseArgsOrConfigError(argv);
   const settings: RawSettings = {};
-  for (const key of SETTING_KEYS) {
+  for (const key of FLAG_SETTING_KEYS) {
     const value = parsed[key];
     if (value === undefined) continue;
     const values = typeof value === 'string' ? [value] : value;
@@ -37,6 +50,17 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
   }
   const base = { settings, help: parsed.help === true, version: parsed.version === true };
   return parsed.config === undefined ? base : { ...base, configFile: { values: [parsed.config], source: '--config' } };
+}
+
+/** A clearer word than "unknown option" for a secret given on the command line. */
+function refuseSecretFlags(argv: readonly string[]): void {
+  for (const arg of argv) {
+    if (arg === '--') return;
+    const key = SECRET_SETTING_KEYS.find((secretKey) => arg === `--${secretKey}` || arg.startsWith(`--${secretKey}=`));
+    if (key !== undefined) {
+      throw configError(`--${key}`, null, `secrets are not taken on the command line (they show in ps); use --${key}-file, the YAML key or PLINTH_${key.toUpperCase().replaceAll('-', '_')}`);
+    }
+  }
 }
 
 function parseArgsOrConfigError(argv: readonly string[]): ReturnType<typeof parseStrict> {

@@ -9,6 +9,7 @@ import {
   type Config,
   type SettingKey,
 } from './config-types.js';
+import { iscsiChapOf, type ReadSecretFile } from './iscsi-chap-settings.js';
 import { parseConfigFile } from './parse-config-file.js';
 import { parseEnv, type Environment } from './parse-env.js';
 import { parseFlags } from './parse-flags.js';
@@ -28,6 +29,8 @@ export interface ConfigInput {
   readonly env: Environment;
   /** Reads the config file named by --config / PLINTH_CONFIG; throws on I/O errors. */
   readonly readConfigFile: (path: string) => string;
+  /** Reads a secret file (--iscsi-chap-secret-file …); defaults to readConfigFile. */
+  readonly readSecretFile?: ReadSecretFile;
 }
 
 export type ConfigOutcome =
@@ -61,7 +64,7 @@ function resolveOrThrow(input: ConfigInput): ConfigOutcome {
       ? {}
       : parseConfigFile(readConfigFileText(input, configFile, configFileSetting), configFile);
   const merged = mergeLayers([flags.settings, env.settings, fileSettings]);
-  return { action: 'run', config: buildConfig(merged, configFile) };
+  return { action: 'run', config: buildConfig(merged, configFile, input.readSecretFile ?? input.readConfigFile) };
 }
 
 function readConfigFileText(input: ConfigInput, path: string, setting: RawSetting): string {
@@ -83,7 +86,7 @@ function mergeLayers(layers: readonly RawSettings[]): RawSettings {
   return merged;
 }
 
-function buildConfig(settings: RawSettings, configFile: string | null): Config {
+function buildConfig(settings: RawSettings, configFile: string | null, readSecretFile: ReadSecretFile): Config {
   const dataDir = single(settings, 'data-dir', parseDataDir) ?? DEFAULTS.dataDir;
   const sources: Partial<Record<SettingKey, string>> = {};
   for (const key of SETTING_KEYS) {
@@ -103,6 +106,7 @@ function buildConfig(settings: RawSettings, configFile: string | null): Config {
     logLevel: single(settings, 'log-level', parseLogLevel) ?? DEFAULTS.logLevel,
     extentSizeBytes: single(settings, 'extent-size', parseExtentSize) ?? null,
     labels: labelsOf(settings),
+    iscsiChap: iscsiChapOf(settings, readSecretFile),
     sources,
   };
 }

@@ -9,6 +9,7 @@ import type {
   NodeView,
   Readiness,
   RebuildProgressView,
+  VolumeChapRequest,
   VolumeView,
 } from '../control-plane.js';
 import { drainProgress, planDrain } from '../reconciler/drain-plan.js';
@@ -223,6 +224,28 @@ export class LocalControlPlane implements ControlPlane {
 
   readiness(): Readiness {
     return this.#modules.readiness.readiness();
+  }
+
+  /** Committed through Raft so every node's iSCSI target enforces it (daemon/state/volume-chap-commands.ts). */
+  async setVolumeChap(name: string, request: VolumeChapRequest): Promise<VolumeView> {
+    const command = {
+      type: 'volume.chap' as const,
+      name,
+      user: request.user,
+      secret: request.secret,
+      ...(request.targetUser === undefined ? {} : { targetUser: request.targetUser }),
+      ...(request.targetSecret === undefined ? {} : { targetSecret: request.targetSecret }),
+    };
+    const volume = expectVolumeResult(await this.#modules.commands.propose(command));
+    // Names only: a secret never reaches a log line.
+    this.#modules.logger.info({ volume: name, user: request.user, mutual: request.targetUser !== undefined }, 'volume iSCSI CHAP set');
+    return this.#view(volume);
+  }
+
+  async clearVolumeChap(name: string): Promise<VolumeView> {
+    const volume = expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.chap', name }));
+    this.#modules.logger.info({ volume: name }, 'volume iSCSI CHAP cleared');
+    return this.#view(volume);
   }
 
   #leaderId(): string | null {

@@ -33,7 +33,15 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
     }),
     connections: facts.connections,
     graceMs: volume.graceMs,
+    chap: volumeChapView(volume),
   };
+}
+
+/** Who must log in, and whether the target answers back; the secrets stay in the state. */
+export function volumeChapView(volume: VolumeRecord): VolumeView['chap'] {
+  const chap = volume.chap;
+  if (chap === undefined) return null;
+  return { user: chap.user, mutual: chap.targetUser !== undefined && chap.targetSecret !== undefined };
 }
 
 /** healthy: every wanted replica in sync; degraded: some are not; faulted: none is. */

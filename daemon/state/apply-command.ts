@@ -12,6 +12,8 @@ import type {
 import { assertCurrentReplicaAvailable, stampCurrentReplicas } from './data-generations.js';
 import { joinNode, removeNode, reportCapacity, setNodeDraining, setNodeLiveness, type NodeApplied } from './node-commands.js';
 import { addReplica, changeReplicaState, removeReplica, type VolumeApplied } from './replica-commands.js';
+import { setScsiReservations } from './scsi-reservation-commands.js';
+import { setVolumeChap } from './volume-chap-commands.js';
 import { assertTimestamp, requireNode, requireVolume, withVolume } from './state-assertions.js';
 import {
   assertReplicaCount,
@@ -82,6 +84,10 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return volumeResult(addReplica(state, command));
     case 'replica.remove':
       return volumeResult(removeReplica(state, command));
+    case 'volume.scsi-reservations':
+      return volumeResult(setScsiReservations(state, command));
+    case 'volume.chap':
+      return volumeResult(setVolumeChap(state, command));
   }
 }
 

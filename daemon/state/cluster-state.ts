@@ -1,3 +1,6 @@
+import type { ReservationImage } from '../../blockdev/iscsi/scsi/scsi-reservation-image.js';
+import type { VolumeChapSecrets } from './volume-chap-commands.js';
+
 /**
  * The replicated cluster state: what every node agrees on (ARCHITECTURE
  * "daemon" room). Plain JSON all the way down, so the Raft state machine
@@ -92,6 +95,19 @@ export interface VolumeRecord {
   readonly replicas: readonly ReplicaRecord[];
   /** How long a faulted replica may stay away before it is replaced elsewhere (issue 4 "Rebuild"). */
   readonly graceMs: number;
+  /**
+   * iSCSI persistent reservations (SPC-4 §5.9) as the owner last committed
+   * them with volume.scsi-reservations (scsi-reservation-commands.ts), so a
+   * new owner after failover keeps the fence. Absent: none ever committed.
+   * Goes with the volume on volume.delete.
+   */
+  readonly scsiReservations?: ReservationImage;
+  /**
+   * iSCSI CHAP secrets of this volume's target, set with volume.chap
+   * (volume-chap-commands.ts); they override the nodes' cluster-wide ones.
+   * Absent: the cluster-wide settings apply. Never shown by the API.
+   */
+  readonly chap?: VolumeChapSecrets;
 }
 
 export interface ClusterState {

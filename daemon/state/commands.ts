@@ -1,5 +1,8 @@
-import { PlinthError } from '../../common/plinth-error.js';
+import { decodeReservationImage } from '../../blockdev/iscsi/scsi/scsi-reservation-image.js';
+import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
 import type { NodeAddresses, NodeLabels } from './cluster-state.js';
+import type { VolumeScsiReservationsCommand } from './scsi-reservation-commands.js';
+import type { VolumeChapCommand } from './volume-chap-commands.js';
 
 /**
  * Commands of the cluster state machine. Plain JSON, carried unchanged in
@@ -175,7 +178,9 @@ export type Command =
   | ReplicaRebuildingCommand
   | ReplicaInSyncCommand
   | ReplicaAddCommand
-  | ReplicaRemoveCommand;
+  | ReplicaRemoveCommand
+  | VolumeScsiReservationsCommand
+  | VolumeChapCommand;
 
 export type CommandType = Command['type'];
 
@@ -211,6 +216,8 @@ const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'replica.in-sync': REPLICA_FIELDS,
   'replica.add': { name: 'string', nodeId: 'string', at: 'string' },
   'replica.remove': { name: 'string', nodeId: 'string' },
+  'volume.scsi-reservations': { name: 'string', nodeId: 'string', generation: 'number', image: 'object' },
+  'volume.chap': { name: 'string', user: 'string?', secret: 'string?', targetUser: 'string?', targetSecret: 'string?' },
 };
 
 /**
@@ -235,8 +242,19 @@ export function decodeCommand(value: unknown): Command {
     if (fieldValue === undefined && optional) continue;
     if (!hasKind(fieldValue, kind)) throw malformed(`${String(type)}: field "${field}" must be a ${kind}`);
   }
+  if (type === 'volume.scsi-reservations') assertReservationImage(record['image']);
   // Every field was just checked against the table for its type.
   return record as unknown as Command;
+}
+
+/** The one command with a nested document: every field of the image is checked too. */
+function assertReservationImage(image: unknown): void {
+  try {
+    decodeReservationImage(image);
+  } catch (error) {
+    if (isPlinthError(error)) throw malformed(`volume.scsi-reservations: ${error.message}`);
+    throw error;
+  }
 }
 
 function hasKind(value: unknown, kind: FieldKind): boolean {

@@ -6,6 +6,7 @@ import type {
   CreateVolumeRequest,
   NodeView,
   Readiness,
+  VolumeChapRequest,
   VolumeView,
 } from '../../daemon/control-plane.js';
 
@@ -24,6 +25,8 @@ const GIB = 1024 ** 3;
 
 export class FakeControlPlane implements ControlPlane {
   readonly volumes = new Map<string, VolumeView>();
+  /** What setVolumeChap was last given per volume (secrets included): the routes' tests check what arrived. */
+  readonly chapRequests = new Map<string, VolumeChapRequest>();
   readinessState: Readiness = { ready: true, reasons: [] };
   /** When set, the next call of any method throws it (then it clears). */
   failNext: Error | undefined;
@@ -100,6 +103,7 @@ export class FakeControlPlane implements ControlPlane {
       replicas: this.nodeIds.slice(0, replicaCount).map((nodeId) => ({ nodeId, state: 'in-sync' })),
       connections: 0,
       graceMs: request.graceMs ?? DEFAULT_GRACE_MS,
+      chap: null,
     };
     this.volumes.set(view.name, view);
     return view;
@@ -146,6 +150,20 @@ export class FakeControlPlane implements ControlPlane {
 
   readiness(): Readiness {
     return this.readinessState;
+  }
+
+  async setVolumeChap(name: string, request: VolumeChapRequest): Promise<VolumeView> {
+    this.maybeFail();
+    const current = this.mustGet(name);
+    this.chapRequests.set(name, request);
+    return this.replace({ ...current, chap: { user: request.user, mutual: request.targetUser !== undefined } });
+  }
+
+  async clearVolumeChap(name: string): Promise<VolumeView> {
+    this.maybeFail();
+    const current = this.mustGet(name);
+    this.chapRequests.delete(name);
+    return this.replace({ ...current, chap: null });
   }
 
   /** Test hook: pretend NBD clients are connected. */

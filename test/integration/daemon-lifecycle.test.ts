@@ -43,9 +43,10 @@ t.test('start: probes answer, token and node id are written', async (t) => {
 
   const messages = daemon.logMessages();
   t.ok(messages.includes('plinthd ready'), 'logs readiness');
-  t.ok(messages.some((message) => message.startsWith('iSCSI port configured; not served yet')));
+  t.ok(messages.includes('iSCSI server listening'), 'serves iSCSI');
   const readyRecord = daemon.logRecords().find((record) => record['msg'] === 'plinthd ready');
   t.equal(readyRecord?.['nbd'], `127.0.0.1:${daemon.ports.nbd}`, 'logs the NBD address');
+  t.equal(readyRecord?.['iscsi'], `127.0.0.1:${daemon.ports.iscsi}`, 'logs the iSCSI address');
   t.equal(readyRecord?.['peer'], `127.0.0.1:${daemon.ports.peer}`, 'serves the peer port (Raft, even single-node)');
   t.equal(readyRecord?.['mode'], 'bootstrap', 'an empty data dir bootstraps a one-member cluster');
 

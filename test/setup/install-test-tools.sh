@@ -14,11 +14,12 @@ set -u
 declare -A PACKAGE_OF=(
   [nbdinfo]=libnbd-bin [nbdsh]=libnbd-bin [nbdcopy]=libnbd-bin [nbdfuse]=libnbd-bin
   [fio]=fio [qemu-img]=qemu-utils [qemu-io]=qemu-utils [nbdkit]=nbdkit
-  [iscsi-test-cu]=libiscsi-bin [iscsi-inq]=libiscsi-bin [iscsi-ls]=libiscsi-bin
+  [iscsi-test-cu]=libiscsi-bin [iscsi-inq]=libiscsi-bin [iscsi-ls]=libiscsi-bin [iscsi-readcapacity16]=libiscsi-bin
   [tgtd]=tgt [fusermount3]=fuse3 [ip]=iproute2
-  [mkfs.ext4]=e2fsprogs [fsck.ext4]=e2fsprogs [losetup]=util-linux
+  [mkfs.ext4]=e2fsprogs [fsck.ext4]=e2fsprogs [losetup]=util-linux [setpriv]=util-linux
+  [systemd-analyze]=systemd
 )
-ALL_PACKAGES=(libnbd-bin python3-libnbd fio qemu-utils libiscsi-bin nbdkit tgt fuse3 iproute2 e2fsprogs util-linux)
+ALL_PACKAGES=(libnbd-bin python3-libnbd fio qemu-utils qemu-block-extra libiscsi-bin nbdkit tgt fuse3 iproute2 e2fsprogs util-linux systemd)
 
 # Debian's admin tools live in sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -36,6 +37,8 @@ list_missing() {
     command -v "$tool" >/dev/null 2>&1 || echo "$tool (${PACKAGE_OF[$tool]})"
   done
   python_has_nbd || echo "python3 module nbd (python3-libnbd)"
+  # qemu-img's iscsi:// driver is a loadable module, not a command.
+  compgen -G '/usr/lib/*/qemu/block-iscsi.so' >/dev/null || echo "qemu iSCSI block driver (qemu-block-extra)"
 }
 
 missing="$(list_missing | sort)"

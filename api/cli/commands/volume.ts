@@ -4,6 +4,7 @@ import type { ReplicaView, VolumeView } from '../../../daemon/control-plane.js';
 import { parseReplicaCount } from '../parse-args.js';
 import { renderJson, renderKeyValues, renderTable } from '../table.js';
 import { argAt, requiredOption, type CommandContext, type CommandSpec } from './command-spec.js';
+import { chapDescription, volumeChapCommand } from './volume-chap.js';
 
 /** `plinth volume …` (ARCHITECTURE.md "CLI"). Sizes go to the daemon as typed; it parses them. */
 export const volumeCommands: readonly CommandSpec[] = [
@@ -82,6 +83,7 @@ export const volumeCommands: readonly CommandSpec[] = [
       printVolumeResult(context, view, `detached volume ${view.name}`);
     },
   },
+  volumeChapCommand,
 ];
 
 function printVolumeResult(context: CommandContext, view: VolumeView, humanLine: string): void {
@@ -132,6 +134,7 @@ function volumeDetails(view: VolumeView): [string, string][] {
     ['generation', String(view.generation)],
     ['replica grace', formatDurationMs(view.graceMs)],
     ['connections', String(view.connections)],
+    ['iscsi chap', chapDescription(view)],
     ['created', view.createdAt],
   ];
 }

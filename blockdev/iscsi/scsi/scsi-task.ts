@@ -69,11 +69,12 @@ export interface ScsiResponse {
   readonly dataIn?: Buffer;
   /**
    * The number of bytes the command as decoded from its CDB moves (for a
-   * WRITE(10) of 8 blocks of 512: 4096; for an INQUIRY: the length of the
-   * data it would return, before the allocation length cut). The transport
-   * sets the residual from it against the expected data transfer length
-   * (RFC 7143 §11.4.5: overflow when larger, underflow when smaller).
-   * Absent: the length of dataIn, or 0 when there is none.
+   * WRITE(10) of 8 blocks of 512: 4096). The transport sets the residual
+   * from it against the expected data transfer length (RFC 7143 §11.4.5:
+   * overflow when larger, underflow when smaller). Absent: the length of
+   * dataIn, or 0 when there is none — the right answer for commands with an
+   * allocation length (INQUIRY, MODE SENSE ...): data cut by the allocation
+   * length is not an overflow (libiscsi ModeSense6.Residuals).
    */
   readonly transferBytes?: number;
   /** Fixed-format sense data (SPC-4 §4.5.3) with CHECK CONDITION. */

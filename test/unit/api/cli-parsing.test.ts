@@ -8,7 +8,7 @@ t.test('global and command options may appear anywhere', async (t) => {
   const parsed = parseCommandLine(['volume', '--json', 'create', 'db1', '--size', '1GiB', '--api', 'http://h:1', '--force']);
   t.same(parsed.positionals, ['volume', 'create', 'db1']);
   t.same(parsed.global, { api: 'http://h:1', json: true, help: false, version: false });
-  t.same(parsed.options, { size: '1GiB', force: true, wait: false });
+  t.same(parsed.options, { size: '1GiB', force: true, wait: false, clear: false });
   t.same(parsed.givenOptions, ['size', 'force']);
 });
 

@@ -10,6 +10,7 @@ const EXPECTED_OPERATIONS: Readonly<Record<string, readonly string[]>> = {
   '/v1/volumes': ['get', 'post'],
   '/v1/volumes/{name}': ['get', 'patch', 'delete'],
   '/v1/volumes/{name}/attach': ['post'],
+  '/v1/volumes/{name}/chap': ['put', 'delete'],
   '/v1/volumes/{name}/detach': ['post'],
   '/healthz': ['get'],
   '/readyz': ['get'],

@@ -100,6 +100,7 @@ t.test('create, get, list', async (t) => {
     replicas: [{ nodeId: 'n1', state: 'in-sync', dataGeneration: 0 }],
     connections: 0,
     graceMs: 600_000,
+    chap: null,
   });
   await control.createVolume({ name: 'a-first', sizeBytes: MiB });
   t.same((await control.listVolumes()).map((volume) => volume.name), ['a-first', 'db1']);
@@ -312,4 +313,18 @@ t.test('placement and node removal through the control plane', async (t) => {
   t.same((await r.control.getVolume('v')).replicas, [{ nodeId: 'n1', state: 'in-sync', dataGeneration: 0 }]);
   t.equal((await r.control.getVolume('v')).state, 'degraded', 'one of two wanted replicas is left');
   await t.rejects(r.control.removeNode('ghost'), { code: 'NODE_NOT_FOUND' });
+});
+
+t.test('per-volume iSCSI CHAP: set, shown without secrets, cleared, refused with the rule', async (t) => {
+  const { control, log } = await rig(t);
+  await control.createVolume({ name: 'db1', sizeBytes: MiB });
+  const set = await control.setVolumeChap('db1', { user: 'alice', secret: 'initiator-secret-1', targetUser: 'plinth', targetSecret: 'target-secret-22' });
+  t.same(set.chap, { user: 'alice', mutual: true });
+  t.notOk(JSON.stringify(await control.listVolumes()).includes('secret-'), 'no secret in any view');
+  t.same(log.state.volumes['db1']?.chap, { user: 'alice', secret: 'initiator-secret-1', targetUser: 'plinth', targetSecret: 'target-secret-22' }, 'committed');
+  t.same((await control.clearVolumeChap('db1')).chap, null);
+  t.equal(log.state.volumes['db1']?.chap, undefined);
+  await t.rejects(control.setVolumeChap('db1', { user: 'alice', secret: 'too-short' }), { code: 'INVALID_ARGUMENT', message: /12 to 255 bytes/ });
+  await t.rejects(control.setVolumeChap('nope', { user: 'alice', secret: 'initiator-secret-1' }), { code: 'VOLUME_NOT_FOUND' });
+  await t.rejects(control.clearVolumeChap('nope'), { code: 'VOLUME_NOT_FOUND' });
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { BufferPool } from '../../../blockdev/nbd/buffer-pool.js';
+import { BufferPool } from '../../../blockdev/buffer-pool.js';
 import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC } from '../../../blockdev/nbd/constants.js';
 import { FrameReader } from '../../../blockdev/nbd/frame-reader.js';
 import { ProtocolError } from '../../../blockdev/nbd/protocol-error.js';

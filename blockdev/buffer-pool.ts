@@ -1,4 +1,4 @@
-import { PlinthError } from '../../common/plinth-error.js';
+import { PlinthError } from '../common/plinth-error.js';
 
 /**
  * Recycled buffers for large READ replies and assembled WRITE payloads.
