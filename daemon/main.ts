@@ -28,6 +28,8 @@ import { loadNodeId } from './lifecycle/node-identity.js';
 import { openNodeDatabase, type NodeDatabase } from './lifecycle/open-database.js';
 import { ShutdownStack } from './lifecycle/shutdown-stack.js';
 import { createDaemonMetrics } from './metrics/daemon-metrics.js';
+import type { RaftMetricsSource } from './metrics/raft-metrics.js';
+import { VolumeIoRecorder } from './metrics/volume-io-stats.js';
 import { AppliedStateWatcher } from './volume/applied-state-watcher.js';
 import type { AppliedListener } from './cluster/cluster-state-machine.js';
 import { startDataPlane, type DataPlane } from './volume/data-plane.js';
@@ -158,7 +160,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const { apiAddress, nbdAddress, iscsiAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token, testApi: options.testApi === true },
-    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), logger },
+    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), raft: raftMetricsSource(cluster), logger },
   );
   logger.info(
     { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
@@ -192,18 +194,21 @@ async function startFrontEnds(
     readonly sessions: VolumeSessions;
     readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
     readonly fencedLocally: (volumeId: string, generation: number) => boolean;
+    /** What /metrics reads of this node's Raft (raft-metrics.ts). */
+    readonly raft: RaftMetricsSource;
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort; iscsiAddress: HostPort }> {
   const { config, nodeId, version, token, testApi } = options;
-  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, logger } = modules;
+  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, raft, logger } = modules;
   let nbd: NbdServer | null = null;
   let iscsi: IscsiServer | null = null;
   const disconnectClients = (name: string): void => {
     nbd?.disconnectExport(name);
     iscsi?.disconnectExport(name);
   };
-  const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients });
+  const volumeIo = new VolumeIoRecorder();
+  const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients, volumeIo });
   stack.push('volume stores', () => exports.closeAll());
   // Detach and delete may be committed on any node: react here to what was applied.
   const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
@@ -225,7 +230,7 @@ async function startFrontEnds(
   readiness.expect('iscsi', `not listening on ${formatHostPort(config.iscsi)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
   const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
-  const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress });
+  const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress, volumeIo, raft });
 
   const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port }, { exports, logger });
   nbd = nbdServer;
@@ -345,4 +350,13 @@ async function listenApi(api: FastifyInstance, address: HostPort): Promise<HostP
   }
   const bound = api.server.address();
   return typeof bound === 'object' && bound !== null ? { host: address.host, port: bound.port } : address;
+}
+
+/** What /metrics reads of Raft: status and leader changes from the node, proposal latency from the command log. */
+function raftMetricsSource(cluster: ClusterNode): RaftMetricsSource {
+  return {
+    status: () => cluster.raft.status(),
+    leaderChanges: () => cluster.raft.leaderChanges,
+    onProposalApplied: (listener) => cluster.commands.onProposalApplied(listener),
+  };
 }

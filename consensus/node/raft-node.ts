@@ -51,6 +51,8 @@ export class RaftNode<R> {
   readonly #idle: Array<() => void> = [];
   /** Clock time of the last message received from each peer (liveness for the daemon). */
   readonly #lastContactMs = new Map<string, number>();
+  /** Times a new leader became known here (metrics: plinth_raft_leader_changes_total). */
+  #leaderChanges = 0;
 
   private constructor(options: RaftNodeOptions, modules: RaftNodeModules<R>, core: RaftCore, storage: RaftLogStorage) {
     this.#options = options;
@@ -149,6 +151,11 @@ export class RaftNode<R> {
 
   get appliedIndex(): number {
     return this.#applier.appliedIndex;
+  }
+
+  /** How often a leader became known here (after none, or another one) since start; read-only, for metrics. */
+  get leaderChanges(): number {
+    return this.#leaderChanges;
   }
 
   /** When a message from `nodeId` last arrived (this node's clock); undefined if never since start. */
@@ -296,6 +303,7 @@ export class RaftNode<R> {
 
   #onSoftState(soft: SoftState): void {
     const wasLeader = this.#softState.role === 'leader';
+    if (soft.leaderId !== null && soft.leaderId !== this.#softState.leaderId) this.#leaderChanges += 1;
     this.#softState = soft;
     this.#modules.logger.info({ role: soft.role, term: soft.term, leaderId: soft.leaderId }, 'raft: role changed');
     if (wasLeader && soft.role !== 'leader') {

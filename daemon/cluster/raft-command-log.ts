@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
 import { removeVoter } from '../../consensus/node/membership.js';
@@ -38,6 +39,7 @@ export class RaftCommandLog implements CommandProposer {
   readonly #options: RaftCommandLogOptions;
   readonly #modules: RaftCommandLogModules;
   #forwards = 0;
+  readonly #proposalListeners = new Set<(durationMs: number) => void>();
 
   constructor(options: RaftCommandLogOptions, modules: RaftCommandLogModules) {
     this.#options = options;
@@ -109,8 +111,21 @@ export class RaftCommandLog implements CommandProposer {
     }
   }
 
+  /**
+   * Observe each command this node proposed as the leader, from propose to
+   * applied here (metrics: plinth_raft_proposal_duration_seconds); returns an
+   * unsubscribe. Refusals by the state machine count: they were committed too.
+   */
+  onProposalApplied(listener: (durationMs: number) => void): () => void {
+    this.#proposalListeners.add(listener);
+    return () => this.#proposalListeners.delete(listener);
+  }
+
   async #proposeLocally(command: Command): Promise<CommandResult> {
+    const startMs = performance.now();
     const outcome = await this.#modules.raft.propose(encodeCommand(command));
+    const durationMs = performance.now() - startMs;
+    for (const listener of this.#proposalListeners) listener(durationMs);
     if (outcome instanceof PlinthError) throw outcome;
     return outcome;
   }

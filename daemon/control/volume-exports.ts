@@ -15,6 +15,8 @@ import { SoleLocalDevice } from '../volume/sole-local-device.js';
 import type { CommandProposer } from './command-proposer.js';
 import { expectVolumeResult } from './command-proposer.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { MeteredDevice } from '../metrics/metered-device.js';
+import type { VolumeIoRecorder } from '../metrics/volume-io-stats.js';
 
 export interface VolumeExportsOptions {
   /** This node: opening an export attaches the volume here. */
@@ -47,6 +49,8 @@ export interface VolumeExportsModules {
    * sole-local fast path must stop even before the attach is applied here.
    */
   readonly fencedLocally?: (volumeId: string, generation: number) => boolean;
+  /** Per-volume I/O counters for /metrics; absent: handles get the bare device. */
+  readonly volumeIo?: VolumeIoRecorder;
 }
 
 /** A volume open on this node: one device shared by all its connections. */
@@ -285,7 +289,8 @@ export class VolumeExports implements ExportProvider {
     let released = false;
     return {
       description: this.#describe(volume),
-      device: entry.device,
+      // Metered here so NBD and iSCSI are measured alike (daemon/metrics/metered-device.ts).
+      device: this.#modules.volumeIo === undefined ? entry.device : new MeteredDevice(entry.device, this.#modules.volumeIo.statsFor(entry.name, client.protocol)),
       release: () => {
         if (released) {
           this.#modules.logger.warn({ volume: entry.name, ...client }, 'export released twice; ignored');

@@ -1,7 +1,11 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { RebuildProgressView } from '../control-plane.js';
-import type { ClusterState, ReplicaState } from '../state/cluster-state.js';
+import type { ClusterState } from '../state/cluster-state.js';
+import { registerRaftMetrics, type RaftMetricsSource } from './raft-metrics.js';
+import { registerVolumeIoMetrics } from './volume-io-metrics.js';
+import type { VolumeIoRecorder } from './volume-io-stats.js';
+import { registerVolumeStateMetrics } from './volume-state-metrics.js';
 
 export interface DaemonMetricsModules {
   readonly pool: Pool;
@@ -10,14 +14,18 @@ export interface DaemonMetricsModules {
   readonly connectionCount: () => number;
   /** Catch-ups this node runs as a volume's owner, by replica node (rebuild-progress.ts). */
   readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
+  /** The data-path counters the exports' metered devices fill (metered-device.ts); absent: no volume I/O series. */
+  readonly volumeIo?: VolumeIoRecorder;
+  /** This node's Raft; absent: no plinth_raft_* series. */
+  readonly raft?: RaftMetricsSource;
 }
-
-const REPLICA_STATES: readonly ReplicaState[] = ['in-sync', 'rebuilding', 'faulted'];
 
 /**
  * The node's Prometheus registry: Node's default process metrics with the
- * plinth_ prefix, plus gauges computed at scrape time from the pool and the
- * committed state (no background timers, nothing to stop).
+ * plinth_ prefix, plus series computed at scrape time from the pool, the
+ * committed state, the volume I/O counters and Raft's status (no background
+ * timers, nothing to stop). docs/operations.md "Metrics" lists them all;
+ * docs/grafana/plinth-dashboard.json is built on them.
  */
 export function createDaemonMetrics(modules: DaemonMetricsModules): Registry {
   const registry = new Registry();
@@ -52,48 +60,15 @@ export function createDaemonMetrics(modules: DaemonMetricsModules): Registry {
   });
   new Gauge({
     name: 'plinth_export_connections',
-    help: 'Protocol connections (NBD) to volumes on this node',
+    help: 'Protocol connections (NBD and iSCSI) to volumes on this node',
     registers: [registry],
     collect() {
       this.set(modules.connectionCount());
     },
   });
-  registerVolumeGauges(registry, modules);
+  registerVolumeStateMetrics(registry, modules);
+  const volumeExists = (name: string): boolean => Object.values(modules.clusterState().volumes).some((volume) => volume.name === name);
+  if (modules.volumeIo !== undefined) registerVolumeIoMetrics(registry, { recorder: modules.volumeIo, volumeExists });
+  if (modules.raft !== undefined) registerRaftMetrics(registry, modules.raft);
   return registry;
-}
-
-/** Replica health and rebuild progress (issue 4: "Progress in volume inspect and metrics"). */
-function registerVolumeGauges(registry: Registry, modules: DaemonMetricsModules): void {
-  new Gauge({
-    name: 'plinth_volume_replicas',
-    help: 'Replicas of each volume by state (in-sync, rebuilding, faulted), from the committed cluster state',
-    labelNames: ['volume', 'state'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const volume of Object.values(modules.clusterState().volumes)) {
-        for (const state of REPLICA_STATES) {
-          this.set({ volume: volume.name, state }, volume.replicas.filter((replica) => replica.state === state).length);
-        }
-      }
-    },
-  });
-  const progressGauge = (name: string, help: string, pick: (progress: RebuildProgressView) => number): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: ['volume', 'replica_node'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const volume of Object.values(modules.clusterState().volumes)) {
-          for (const [nodeId, progress] of modules.rebuildProgress(volume.name)) {
-            if (!progress.done) this.set({ volume: volume.name, replica_node: nodeId }, pick(progress));
-          }
-        }
-      },
-    });
-  };
-  progressGauge('plinth_rebuild_copied_bytes', 'Bytes copied so far by each running rebuild this node owns', (progress) => progress.copiedBytes);
-  progressGauge('plinth_rebuild_total_bytes', 'Bytes each running rebuild this node owns has to copy', (progress) => progress.totalBytes);
 }

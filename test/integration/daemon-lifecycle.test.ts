@@ -40,6 +40,11 @@ t.test('start: probes answer, token and node id are written', async (t) => {
   t.match(metrics, /^plinth_disk_capacity_bytes\{disk="[^"]+",path="[^"]+"\} \d+$/m);
   t.match(metrics, /^plinth_volumes 0$/m);
   t.match(metrics, /^plinth_process_cpu_seconds_total /m, 'default metrics carry the plinth_ prefix');
+  t.match(metrics, /^plinth_raft_is_leader 1$/m, 'a one-member cluster leads itself');
+  t.match(metrics, /^plinth_raft_term [1-9]\d*$/m);
+  t.match(metrics, /^plinth_raft_applied_index [1-9]\d*$/m, 'bootstrap entries were applied');
+  t.match(metrics, /^plinth_raft_leader_changes_total 1$/m);
+  t.match(metrics, /^# TYPE plinth_raft_proposal_duration_seconds histogram$/m);
 
   const messages = daemon.logMessages();
   t.ok(messages.includes('plinthd ready'), 'logs readiness');
@@ -70,6 +75,14 @@ t.test('volumes survive a restart, data included', async (t) => {
   const attached = await first.api('GET', '/v1/volumes/db1');
   t.equal(field(attached.body, 'attachedTo'), (await readFile(join(dataDir, 'node-id'), 'utf8')).trim());
   t.equal(field(attached.body, 'generation'), 1);
+  // The NBD writes were metered on their way to the volume (daemon/metrics/metered-device.ts).
+  const metrics = await (await fetch(`${first.apiUrl}/metrics`)).text();
+  const written = /^plinth_volume_written_bytes_total\{volume="db1",protocol="nbd"\} (\d+)$/m.exec(metrics);
+  t.ok(Number(written?.[1]) >= payload.length, `written bytes counted: ${written?.[1]}`);
+  t.match(metrics, /^plinth_volume_io_operations_total\{volume="db1",protocol="nbd",op="write"\} [1-9]\d*$/m);
+  t.match(metrics, /^plinth_volume_io_duration_seconds_count\{volume="db1",protocol="nbd",op="write"\} [1-9]\d*$/m);
+  t.match(metrics, /^plinth_volume_state\{volume="db1",state="healthy"\} 1$/m);
+  t.match(metrics, /^plinth_raft_proposal_duration_seconds_count [1-9]\d*$/m, 'the create and attach proposals were timed');
   t.equal((await first.stop()).code, 0);
 
   const second = await startDaemon(t, { dataDir, ports: first.ports });
