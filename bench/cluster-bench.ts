@@ -23,9 +23,10 @@ import { parseArgs } from 'node:util';
 import { parseSize } from '../common/sizes.js';
 import { cells, formatNumber, formatRatio, median, renderAligned } from './bench-table.js';
 import { measureFailovers } from './cluster-failover.js';
-import { type IopsRowResult, measureIops } from './cluster-iops.js';
+import { IOPS_ROWS, type IopsRowResult, measureIops } from './cluster-iops.js';
 import { measureRebuilds, type RebuildMeasurement, type RebuildResults } from './cluster-rebuild.js';
 import { startClusterTarget } from './cluster-target.js';
+import { formatCpuPerOp } from './cluster-cpu.js';
 import { renderProfileDir } from './cpu-profile-summary.js';
 
 const MIB = 1024 * 1024;
@@ -45,6 +46,8 @@ export interface ClusterBenchOptions {
   readonly deltaSizeBytes: number;
   readonly failovers: number;
   readonly sections: readonly Section[];
+  /** IOPS rows to run (ids of IOPS_ROWS); all by default. */
+  readonly iopsRows: readonly string[];
   readonly cpuProfileDir: string | undefined;
   readonly logLevel: string;
   readonly json: boolean;
@@ -75,6 +78,7 @@ export function parseClusterBenchArgs(argv: readonly string[]): ClusterBenchOpti
       'delta-size': { type: 'string' },
       failovers: { type: 'string' },
       only: { type: 'string' },
+      rows: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       json: { type: 'boolean', default: false },
@@ -90,7 +94,12 @@ export function parseClusterBenchArgs(argv: readonly string[]): ClusterBenchOpti
     if (section === undefined) throw new Error(`unknown section "${name}"; use ${SECTIONS.join(',')}`);
     return section;
   });
+  const iopsRows = values.rows?.split(',') ?? IOPS_ROWS.map((row) => row.id);
+  for (const id of iopsRows) {
+    if (!IOPS_ROWS.some((row) => row.id === id)) throw new Error(`unknown IOPS row "${id}"; use ${IOPS_ROWS.map((row) => row.id).join(',')}`);
+  }
   return {
+    iopsRows,
     rounds: positiveInteger(values.rounds ?? (quick ? '1' : '3'), 'rounds'),
     runtimeSec: positiveInteger(values.seconds ?? (quick ? '2' : '5'), 'seconds'),
     sizeBytes: parseSize(values.size ?? (quick ? '64MiB' : '1GiB')),
@@ -118,6 +127,13 @@ function renderIops(rows: readonly IopsRowResult[], options: ClusterBenchOptions
   const body = rows.map((row) => [row.row, ...cells(row.oneReplica), ...cells(row.threeReplicas), formatRatio(row.threeReplicas.iops / row.oneReplica.iops)]);
   const qd32 = rows.find((row) => row.row === '4k-randwrite-qd32');
   const lines = [`IOPS: medians of ${options.rounds} rounds x ${options.runtimeSec}s, fio ioengine=nbd via n1, ${options.sizeBytes / MIB} MiB volumes`, renderAligned(header, body)];
+  lines.push(
+    'CPU us per request (user+system from /proc, medians): owner n1 / each other node',
+    renderAligned(
+      ['row', '1r owner', '1r other', '3r owner', '3r other'],
+      rows.map((row) => [row.row, formatCpuPerOp(row.oneReplicaCpu.owner), formatCpuPerOp(row.oneReplicaCpu.replica), formatCpuPerOp(row.threeReplicasCpu.owner), formatCpuPerOp(row.threeReplicasCpu.replica)]),
+    ),
+  );
   if (qd32 !== undefined) {
     const ratio = qd32.threeReplicas.iops / qd32.oneReplica.iops;
     lines.push(`target 3r/1r 4k randwrite qd32 >= ${TARGET_QD32_RATIO}: ${ratio.toFixed(2)} ${verdict(ratio >= TARGET_QD32_RATIO)}`);
@@ -195,7 +211,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
     progress(`cluster up: ${cluster.members.map((member) => `${member.nodeId} api ${member.ports.api} nbd ${member.ports.nbd}`).join('; ')}`);
     try {
       if (options.sections.includes('iops')) {
-        results.iops = await measureIops(cluster, { sizeBytes: options.sizeBytes, runtimeSec: options.runtimeSec, rounds: options.rounds, progress });
+        results.iops = await measureIops(cluster, { sizeBytes: options.sizeBytes, runtimeSec: options.runtimeSec, rounds: options.rounds, rowIds: options.iopsRows, progress });
       }
       if (options.sections.includes('rebuild')) {
         results.rebuild = await measureRebuilds(cluster, {

@@ -6,8 +6,9 @@
  * difference is the synchronous fan-out to two remote replicas. fio drives
  * n1's NBD port; rounds alternate which volume goes first; medians compare.
  */
-import { medianResult } from './bench-table.js';
-import type { ClusterTarget } from './cluster-target.js';
+import { median, medianResult } from './bench-table.js';
+import { type CpuPerOp, cpuPerOp, formatCpuPerOp, processCpu } from './cluster-cpu.js';
+import type { ClusterMember, ClusterTarget } from './cluster-target.js';
 import { type FioJob, type FioResult, runFio } from './fio-run.js';
 
 export interface IopsRow {
@@ -21,7 +22,15 @@ export interface IopsOptions {
   readonly sizeBytes: number;
   readonly runtimeSec: number;
   readonly rounds: number;
+  /** Which IOPS_ROWS to run, by id. */
+  readonly rowIds: readonly string[];
   readonly progress: (message: string) => void;
+}
+
+/** CPU µs per request (from /proc, medians over the rounds): the owner n1, and the mean of the other nodes. */
+export interface RowCpu {
+  readonly owner: CpuPerOp | undefined;
+  readonly replica: CpuPerOp | undefined;
 }
 
 /** Per row, the medians over the rounds for each volume. */
@@ -29,6 +38,8 @@ export interface IopsRowResult {
   readonly row: string;
   readonly oneReplica: FioResult;
   readonly threeReplicas: FioResult;
+  readonly oneReplicaCpu: RowCpu;
+  readonly threeReplicasCpu: RowCpu;
 }
 
 const KIB = 1024;
@@ -54,12 +65,15 @@ export async function measureIops(cluster: ClusterTarget, options: IopsOptions):
     // Overwrites, not first writes: Plinth allocates extents on first write.
     await runFio({ uri: owner.nbdUri(volume.name), rw: 'write', blockSizeBytes: MIB, ioDepth: 8, sizeBytes: options.sizeBytes });
   }
+  const others = cluster.members.filter((member) => member.nodeId !== OWNER);
   const rows: IopsRowResult[] = [];
-  for (const row of IOPS_ROWS) {
+  for (const row of IOPS_ROWS.filter((candidate) => options.rowIds.includes(candidate.id))) {
     const results = new Map<string, FioResult[]>(VOLUMES.map((volume) => [volume.name, []]));
+    const cpu = new Map<string, RowCpu[]>(VOLUMES.map((volume) => [volume.name, []]));
     for (let round = 0; round < options.rounds; round += 1) {
       const ordered = round % 2 === 0 ? VOLUMES : [...VOLUMES].reverse();
       for (const volume of ordered) {
+        const before = await sampleCpu(owner, others);
         const result = await runFio({
           uri: owner.nbdUri(volume.name),
           rw: row.rw,
@@ -68,15 +82,60 @@ export async function measureIops(cluster: ClusterTarget, options: IopsOptions):
           sizeBytes: options.sizeBytes,
           runtimeSec: options.runtimeSec,
         });
-        options.progress(`${row.id} round ${round + 1}/${options.rounds} ${volume.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s, p99 ${result.p99Us.toFixed(0)} us`);
+        const after = await sampleCpu(owner, others);
+        // fio's time-based run: requests done ~= IOPS x runtime (connect and ramp are a rounding error).
+        const requests = result.iops * options.runtimeSec;
+        const runCpu = rowCpu(before, after, requests);
+        options.progress(
+          `${row.id} round ${round + 1}/${options.rounds} ${volume.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s, p99 ${result.p99Us.toFixed(0)} us; ` +
+            `CPU us/req owner ${formatCpuPerOp(runCpu.owner)}, per other node ${formatCpuPerOp(runCpu.replica)}`,
+        );
         results.get(volume.name)?.push(result);
+        cpu.get(volume.name)?.push(runCpu);
       }
     }
     rows.push({
       row: row.id,
       oneReplica: medianResult(results.get('bench-1r') ?? []),
       threeReplicas: medianResult(results.get('bench-3r') ?? []),
+      oneReplicaCpu: medianCpu(cpu.get('bench-1r') ?? []),
+      threeReplicasCpu: medianCpu(cpu.get('bench-3r') ?? []),
     });
   }
   return rows;
+}
+
+interface ClusterCpuSample {
+  readonly owner: Awaited<ReturnType<typeof processCpu>>;
+  readonly others: Awaited<ReturnType<typeof processCpu>>[];
+}
+
+async function sampleCpu(owner: ClusterMember, others: readonly ClusterMember[]): Promise<ClusterCpuSample> {
+  const read = (member: ClusterMember): ReturnType<typeof processCpu> => (member.pid === undefined ? Promise.resolve(undefined) : processCpu(member.pid));
+  return { owner: await read(owner), others: await Promise.all(others.map(read)) };
+}
+
+function rowCpu(before: ClusterCpuSample, after: ClusterCpuSample, requests: number): RowCpu {
+  const perOther = before.others.map((sample, index) => cpuPerOp(sample, after.others[index], requests));
+  const known = perOther.filter((entry): entry is CpuPerOp => entry !== undefined);
+  return {
+    owner: cpuPerOp(before.owner, after.owner, requests),
+    replica:
+      known.length === 0
+        ? undefined
+        : {
+            userUs: known.reduce((sum, entry) => sum + entry.userUs, 0) / known.length,
+            systemUs: known.reduce((sum, entry) => sum + entry.systemUs, 0) / known.length,
+          },
+  };
+}
+
+function medianOf(list: readonly (CpuPerOp | undefined)[]): CpuPerOp | undefined {
+  const known = list.filter((entry): entry is CpuPerOp => entry !== undefined);
+  if (known.length === 0) return undefined;
+  return { userUs: median(known.map((entry) => entry.userUs)), systemUs: median(known.map((entry) => entry.systemUs)) };
+}
+
+function medianCpu(list: readonly RowCpu[]): RowCpu {
+  return { owner: medianOf(list.map((entry) => entry.owner)), replica: medianOf(list.map((entry) => entry.replica)) };
 }

@@ -88,6 +88,11 @@ export class ClusterMember {
     return `http://${LOOPBACK}:${this.ports.api}`;
   }
 
+  /** The running daemon's process id (for /proc CPU counters), or undefined. */
+  get pid(): number | undefined {
+    return this.running ? this.#child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }

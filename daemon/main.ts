@@ -160,7 +160,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const { apiAddress, nbdAddress, iscsiAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token, testApi: options.testApi === true },
-    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), raft: raftMetricsSource(cluster), logger },
+    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), forgetReplica: (volumeId) => dataPlane.replicaServer.service.forget(volumeId), raft: raftMetricsSource(cluster), logger },
   );
   logger.info(
     { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
@@ -194,13 +194,15 @@ async function startFrontEnds(
     readonly sessions: VolumeSessions;
     readonly rebuildProgress: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
     readonly fencedLocally: (volumeId: string, generation: number) => boolean;
+    /** The replica server lets go of a volume whose replica left this node (ReplicaService.forget). */
+    readonly forgetReplica: (volumeId: string) => Promise<void>;
     /** What /metrics reads of this node's Raft (raft-metrics.ts). */
     readonly raft: RaftMetricsSource;
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort; iscsiAddress: HostPort }> {
   const { config, nodeId, version, token, testApi } = options;
-  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, raft, logger } = modules;
+  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, forgetReplica, raft, logger } = modules;
   let nbd: NbdServer | null = null;
   let iscsi: IscsiServer | null = null;
   const disconnectClients = (name: string): void => {
@@ -211,7 +213,7 @@ async function startFrontEnds(
   const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients, volumeIo });
   stack.push('volume stores', () => exports.closeAll());
   // Detach and delete may be committed on any node: react here to what was applied.
-  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
+  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, forgetReplica, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
   watcher.start();
   stack.push('applied-state watcher', () => watcher.close());
   // node drain: only this node knows whether a volume attached here has clients (drain-attachments.ts).

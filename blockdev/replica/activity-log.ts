@@ -93,7 +93,12 @@ export class VolumeActivity {
       for (const region of activations.keys()) this.#activating.set(region, persisted);
       void persisted.then(
         () => this.#forget(activations.keys(), persisted),
-        () => this.#forget(activations.keys(), persisted),
+        (err: unknown) => {
+          // Broken in the same callback that stops the regions counting as activating, so
+          // beginWriteNow never sees an active, non-activating region whose mark failed.
+          this.#broken ??= err;
+          this.#forget(activations.keys(), persisted);
+        },
       );
     }
     try {
@@ -105,6 +110,21 @@ export class VolumeActivity {
       throw new PlinthError('IO_ERROR', `volume ${this.volumeId}: cannot record the write in the activity log`, { volumeId: this.volumeId }, { cause: err });
     }
     return { regions };
+  }
+
+  /**
+   * The synchronous beginWrite for the data path: succeeds (returns the
+   * region to pass to endWriteInRegion) only when the write falls in one
+   * region that is already durably marked, so invariant 4 needs nothing
+   * more before the write proceeds. undefined: use beginWrite.
+   */
+  beginWriteNow(offset: number, lengthBytes: number): number | undefined {
+    if (this.#broken !== undefined || this.#activating.size > 0) return undefined;
+    return this.#tracker.startWriteInActiveRegion(offset, lengthBytes);
+  }
+
+  endWriteInRegion(region: number): void {
+    this.#tracker.finishWriteInRegion(region);
   }
 
   endWrite(ticket: WriteTicket): void {

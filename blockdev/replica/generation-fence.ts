@@ -62,6 +62,16 @@ export class GenerationFence {
     return highest !== undefined && generation < highest;
   }
 
+  /**
+   * Synchronous admit for the data path: true when `generation` is exactly
+   * the highest known and no raise is in progress, so admit() would pass
+   * without waiting. False means "ask admit()" (it may raise, load or throw
+   * FENCED), never "refused".
+   */
+  admitsNow(volumeId: string, generation: number): boolean {
+    return this.#highest.get(volumeId) === generation && !this.#pending.has(volumeId);
+  }
+
   /** The highest generation known for the volume (loads it if needed). */
   async highest(volumeId: string): Promise<number> {
     await this.admit(volumeId, 0).catch((err: unknown) => {

@@ -85,6 +85,31 @@ export class RegionTracker {
     return activations;
   }
 
+  /**
+   * The synchronous fast path of startWrite: when the single region of
+   * [offset, +lengthBytes) is already active (nothing to persist), count the
+   * write in it and return the region; otherwise change nothing and return
+   * undefined. Whether that activation is already durable is the shell's
+   * business (activity-log.ts).
+   */
+  startWriteInActiveRegion(offset: number, lengthBytes: number): number | undefined {
+    if (lengthBytes <= 0) return undefined;
+    const region = Math.floor(offset / this.regionSizeBytes);
+    if (Math.floor((offset + lengthBytes - 1) / this.regionSizeBytes) !== region) return undefined;
+    const state = this.#regions.get(region);
+    if (state === undefined || !state.active) return undefined;
+    state.inFlight += 1;
+    return region;
+  }
+
+  /** finishWrite for one region (the fast path's counterpart, no array). */
+  finishWriteInRegion(region: number): void {
+    const state = this.#regions.get(region);
+    if (state === undefined || state.inFlight === 0) throw new Error(`region ${region}: write finished that never started`);
+    state.inFlight -= 1;
+    state.completedEpoch = this.#epoch;
+  }
+
   finishWrite(regions: readonly number[]): void {
     for (const region of regions) {
       const state = this.#regions.get(region);

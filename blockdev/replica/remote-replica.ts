@@ -19,7 +19,8 @@ import { INLINE_PAYLOAD_MAX_BYTES } from './replica-codec.js';
  * its in-flight requests with IO_ERROR so the controller can fault the
  * replica (invariant 2). Requests waiting for a link and in flight are
  * bounded by `maxQueuedRequests` (overflow: BUSY) and each by
- * `requestTimeoutMs` (TIMEOUT).
+ * `requestTimeoutMs` (TIMEOUT; one sweep timer checks every deadline, so it
+ * fires up to an eighth of the timeout, at most 250 ms, late).
  */
 
 export interface RemoteReplicaOptions {
@@ -46,6 +47,8 @@ export interface RemoteReplicaModules {
   readonly randomBytes?: (size: number) => Buffer;
   /** [0, 1), for backoff jitter. */
   readonly random?: () => number;
+  /** Monotonic milliseconds for request deadlines (default performance.now). */
+  readonly nowMs?: () => number;
 }
 
 export const REMOTE_REPLICA_CAPABILITIES: BlockCapabilities = {
@@ -58,13 +61,26 @@ export const REMOTE_REPLICA_CAPABILITIES: BlockCapabilities = {
   multiConn: true,
 };
 
+/** One request from submit to its answer; also the link's reply target. */
 interface Waiter {
   readonly request: LinkRequest;
+  /** Past this (nowMs clock) the sweep fails it with TIMEOUT. */
+  readonly deadlineMs: number;
   /** The link the request went out on, once dispatched. */
-  link?: ReplicaLink;
+  link: ReplicaLink | undefined;
   readonly resolve: (payload: Buffer) => void;
-  readonly reject: (err: unknown) => void;
+  readonly reject: (err: PlinthError) => void;
 }
+
+/** #submit's marker for requests whose OK answer carries nothing the caller needs. */
+const IGNORE_PAYLOAD = Symbol('ignore payload');
+
+/** Requests that change the replica's data: one that timed out may still land (see #timeOut). */
+const MUTATIONS: ReadonlySet<number> = new Set([Opcode.WRITE, Opcode.TRIM, Opcode.WRITE_ZEROES]);
+
+/** How often outstanding requests are checked against their deadline, as a share of the timeout. */
+const SWEEPS_PER_TIMEOUT = 8;
+const MAX_SWEEP_INTERVAL_MS = 250;
 
 export class RemoteReplica implements BlockDevice {
   readonly sizeBytes: number;
@@ -75,8 +91,12 @@ export class RemoteReplica implements BlockDevice {
   readonly #logger: Logger;
   readonly #links: (ReplicaLink | undefined)[];
   readonly #waiting: Waiter[] = [];
+  /** Submitted and not yet settled (waiting for a link or in flight): bounded by maxQueuedRequests. */
+  readonly #outstanding = new Set<Waiter>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  #outstanding = 0;
+  readonly #nowMs: () => number;
+  /** One deadline sweep for all requests instead of a timer per request (set up on first use). */
+  #sweepTimer: NodeJS.Timeout | undefined;
   #nextLink = 0;
   #fenced: PlinthError | undefined;
   #closed = false;
@@ -89,6 +109,7 @@ export class RemoteReplica implements BlockDevice {
     this.blockSize = { minimumBytes: 1, preferredBytes: 4096, maximumBytes: options.maxIoBytes ?? DEFAULT_MAX_IO_BYTES };
     this.#logger = modules.logger.child({ component: 'remote-replica', volumeId: options.volumeId, replica: `${options.host}:${options.port}` });
     this.#links = new Array<ReplicaLink | undefined>(Math.max(1, options.connections ?? 1)).fill(undefined);
+    this.#nowMs = modules.nowMs ?? (() => performance.now());
   }
 
   /** Open every link once; resolves when the first is ready, rejects if all fail (UNAUTHORIZED, FENCED, IO_ERROR). */
@@ -106,9 +127,14 @@ export class RemoteReplica implements BlockDevice {
     data.copy(target);
   }
 
-  async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
-    assertInRange(offset, data.length, this.sizeBytes);
-    await this.#submit({ opcode: Opcode.WRITE, flags: options?.fua === true ? RequestFlag.FUA : 0, offset, lengthBytes: data.length, payload: data });
+  write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
+    try {
+      assertInRange(offset, data.length, this.sizeBytes);
+    } catch (err) {
+      return Promise.reject(toError(err));
+    }
+    // Settled by the link's answer directly: no async layer of its own (the data path's most frequent call).
+    return this.#submit({ opcode: Opcode.WRITE, flags: options?.fua === true ? RequestFlag.FUA : 0, offset, lengthBytes: data.length, payload: data }, IGNORE_PAYLOAD);
   }
 
   async flush(): Promise<void> {
@@ -143,6 +169,11 @@ export class RemoteReplica implements BlockDevice {
     return decoded(decodeRegionList(await this.#submit({ opcode: Opcode.GET_ACTIVITY, flags: 0, offset, lengthBytes, payload: Buffer.alloc(0) })));
   }
 
+  /** MARK_REPAIRED: this replica was made identical to a good source; it clears its unclean flag (issue 7). */
+  async markRepaired(): Promise<void> {
+    await this.#submit({ opcode: Opcode.MARK_REPAIRED, flags: 0, offset: 0, lengthBytes: 0, payload: Buffer.alloc(0) });
+  }
+
   async ping(): Promise<void> {
     await this.#submit({ opcode: Opcode.PING, flags: 0, offset: 0, lengthBytes: 0, payload: Buffer.alloc(0) });
   }
@@ -153,48 +184,75 @@ export class RemoteReplica implements BlockDevice {
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    clearInterval(this.#sweepTimer);
     const error = new PlinthError('SHUTTING_DOWN', `remote replica of ${this.#options.volumeId} is closed`, { volume: this.#options.volumeId });
     for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
     for (const link of this.#links) link?.close('remote replica closed');
   }
 
-  #submit(request: LinkRequest): Promise<Buffer> {
+  #submit(request: LinkRequest): Promise<Buffer>;
+  #submit(request: LinkRequest, answer: typeof IGNORE_PAYLOAD): Promise<void>;
+  #submit(request: LinkRequest, answer?: typeof IGNORE_PAYLOAD): Promise<Buffer | void> {
     if (this.#closed) return Promise.reject(new PlinthError('SHUTTING_DOWN', `remote replica of ${this.#options.volumeId} is closed`));
     if (this.#fenced !== undefined) return Promise.reject(this.#fenced);
     const limit = this.#options.maxQueuedRequests ?? 256;
-    if (this.#outstanding >= limit) {
+    if (this.#outstanding.size >= limit) {
       return Promise.reject(new PlinthError('BUSY', `remote replica of ${this.#options.volumeId} has ${limit} requests outstanding`, { volume: this.#options.volumeId, limit }));
     }
-    this.#outstanding += 1;
-    const timeoutMs = this.#options.requestTimeoutMs ?? 30_000;
-    return new Promise<Buffer>((resolve, reject) => {
-      let settled = false;
-      const finish = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        this.#outstanding -= 1;
-        clearTimeout(timer);
-        this.#timers.delete(timer);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        if (!finish()) return;
-        const index = this.#waiting.indexOf(waiter);
-        if (index >= 0) this.#waiting.splice(index, 1);
-        // Its payload may still sit in the link's socket, uncopied; the caller may reuse the buffer once
-        // this rejects, so the link goes down with it (the controller faults this replica on TIMEOUT anyway).
-        if (request.payload.length > INLINE_PAYLOAD_MAX_BYTES) waiter.link?.close(`a ${request.payload.length}-byte request timed out`);
-        reject(new PlinthError('TIMEOUT', `replica ${this.#options.host}:${this.#options.port} did not answer within ${timeoutMs} ms`, { volume: this.#options.volumeId, timeoutMs }));
-      }, timeoutMs);
-      this.#timers.add(timer);
+    this.#sweepTimer ??= this.#startSweep();
+    const deadlineMs = this.#nowMs() + this.#timeoutMs();
+    return new Promise<Buffer | void>((resolve, reject) => {
       const waiter: Waiter = {
         request,
-        resolve: (payload) => finish() && resolve(payload),
-        reject: (err) => finish() && reject(err),
+        deadlineMs,
+        link: undefined,
+        resolve: (payload) => {
+          if (this.#outstanding.delete(waiter)) resolve(answer === IGNORE_PAYLOAD ? undefined : payload);
+        },
+        reject: (err) => {
+          if (isPlinthError(err, 'FENCED')) this.#fence(err);
+          if (this.#outstanding.delete(waiter)) reject(err);
+        },
       };
+      this.#outstanding.add(waiter);
       this.#waiting.push(waiter);
       this.#dispatch();
     });
+  }
+
+  #timeoutMs(): number {
+    return this.#options.requestTimeoutMs ?? 30_000;
+  }
+
+  /** A request times out between requestTimeoutMs and one sweep interval later (at most an eighth more, at most 250 ms). */
+  #startSweep(): NodeJS.Timeout {
+    const intervalMs = Math.max(1, Math.min(MAX_SWEEP_INTERVAL_MS, Math.floor(this.#timeoutMs() / SWEEPS_PER_TIMEOUT)));
+    const timer = setInterval(() => this.#sweep(), intervalMs);
+    // The sockets keep the process alive while requests are out; the sweep alone never should.
+    timer.unref();
+    return timer;
+  }
+
+  #sweep(): void {
+    const nowMs = this.#nowMs();
+    for (const waiter of this.#outstanding) {
+      if (waiter.deadlineMs <= nowMs) this.#timeOut(waiter);
+    }
+  }
+
+  #timeOut(waiter: Waiter): void {
+    const index = this.#waiting.indexOf(waiter);
+    if (index >= 0) this.#waiting.splice(index, 1);
+    // The link goes down with a timed-out request (the controller faults this replica on TIMEOUT anyway) when
+    //  - its payload may still sit in the link's socket, uncopied: the caller may reuse the buffer once this rejects;
+    //  - it is a mutation: requests behind it on the link that the replica has not started yet are then
+    //    dropped with the connection (replica-connection.ts), so none of them starts after a rebuild's
+    //    GET_ACTIVITY barrier and lands over what the catch-up copied (issue 7, replica-service.ts).
+    // It fails with TIMEOUT first: the link's close fails only the others still on it.
+    const timeoutMs = this.#timeoutMs();
+    waiter.reject(new PlinthError('TIMEOUT', `replica ${this.#options.host}:${this.#options.port} did not answer within ${timeoutMs} ms`, { volume: this.#options.volumeId, timeoutMs }));
+    const { opcode, payload } = waiter.request;
+    if (payload.length > INLINE_PAYLOAD_MAX_BYTES || MUTATIONS.has(opcode)) waiter.link?.close(`a ${payload.length}-byte request (opcode ${opcode}) timed out`);
   }
 
   /** Hand waiting requests to ready links, least busy first. */
@@ -204,10 +262,7 @@ export class RemoteReplica implements BlockDevice {
       const waiter = link === undefined ? undefined : this.#waiting.shift();
       if (link === undefined || waiter === undefined) return;
       waiter.link = link;
-      link.send(waiter.request).then(waiter.resolve, (err: unknown) => {
-        if (isPlinthError(err, 'FENCED')) this.#fence(err);
-        waiter.reject(err);
-      });
+      link.sendTo(waiter.request, waiter);
     }
   }
 

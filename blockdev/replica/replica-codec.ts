@@ -73,6 +73,24 @@ export function encodeRequest(request: ReplicaRequest): Buffer {
  * the second chunk itself (the caller keeps it unchanged until it was sent).
  */
 export function encodeRequestChunks(request: ReplicaRequest, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
+  const inline = request.payload.length <= inlinePayloadMaxBytes;
+  const frame = Buffer.allocUnsafe(requestFrameBytes(request, inline));
+  encodeRequestInto(request, frame, 0, inline);
+  return inline ? [frame] : [frame, request.payload];
+}
+
+/** Bytes encodeRequestInto writes: the whole frame, or without the payload when it is not inline. */
+export function requestFrameBytes(request: ReplicaRequest, inlinePayload: boolean): number {
+  return FRAME_LENGTH_BYTES + REQUEST_HEADER_BYTES + Buffer.byteLength(request.volumeId, 'utf8') + (inlinePayload ? request.payload.length : 0);
+}
+
+/**
+ * Encode a request frame into `target` at `at` (requestFrameBytes of room),
+ * so a writer can gather many frames in one buffer (outgoing-frames.ts).
+ * Without `inlinePayload` the payload must follow as its own chunk. Throws
+ * on values the wire cannot carry (a caller bug).
+ */
+export function encodeRequestInto(request: ReplicaRequest, target: Buffer, at: number, inlinePayload: boolean): void {
   const volumeIdLength = Buffer.byteLength(request.volumeId, 'utf8');
   if (volumeIdLength > MAX_VOLUME_ID_BYTES) {
     throw new ReplicaProtocolError('BAD_STRING', `volume id of ${volumeIdLength} bytes is over ${MAX_VOLUME_ID_BYTES}`);
@@ -82,24 +100,19 @@ export function encodeRequestChunks(request: ReplicaRequest, inlinePayloadMaxByt
   assertU64(request.offset, 'offset');
   assertU64(request.lengthBytes, 'lengthBytes');
   const payload = request.payload;
-  const inline = payload.length <= inlinePayloadMaxBytes;
-  const headBytes = FRAME_LENGTH_BYTES + REQUEST_HEADER_BYTES + volumeIdLength;
-  const frame = Buffer.allocUnsafe(headBytes + (inline ? payload.length : 0));
-  frame.writeUInt32BE(REQUEST_HEADER_BYTES + volumeIdLength + payload.length, 0);
-  const at = FRAME_LENGTH_BYTES;
-  frame.writeUInt32BE(REQUEST_MAGIC, at);
-  frame.writeUInt8(PROTOCOL_VERSION, at + 4);
-  frame.writeUInt8(request.opcode, at + 5);
-  frame.writeUInt16BE(request.flags, at + 6);
-  writeU64(frame, request.requestId, at + 8);
-  writeU64(frame, request.generation, at + 16);
-  writeU64(frame, request.offset, at + 24);
-  writeU64(frame, request.lengthBytes, at + 32);
-  frame.writeUInt8(volumeIdLength, at + 40);
-  frame.write(request.volumeId, at + REQUEST_HEADER_BYTES, 'utf8');
-  if (!inline) return [frame, payload];
-  payload.copy(frame, headBytes);
-  return [frame];
+  target.writeUInt32BE(REQUEST_HEADER_BYTES + volumeIdLength + payload.length, at);
+  const header = at + FRAME_LENGTH_BYTES;
+  target.writeUInt32BE(REQUEST_MAGIC, header);
+  target.writeUInt8(PROTOCOL_VERSION, header + 4);
+  target.writeUInt8(request.opcode, header + 5);
+  target.writeUInt16BE(request.flags, header + 6);
+  writeU64(target, request.requestId, header + 8);
+  writeU64(target, request.generation, header + 16);
+  writeU64(target, request.offset, header + 24);
+  writeU64(target, request.lengthBytes, header + 32);
+  target.writeUInt8(volumeIdLength, header + 40);
+  target.write(request.volumeId, header + REQUEST_HEADER_BYTES, volumeIdLength, 'utf8');
+  if (inlinePayload) payload.copy(target, header + REQUEST_HEADER_BYTES + volumeIdLength);
 }
 
 /** Decode the body of one request frame (without its length prefix). */
@@ -169,18 +182,26 @@ export function encodeReply(reply: ReplicaReply): Buffer {
 
 /** The same frame as `encodeReply`, as chunks to write in order (see encodeRequestChunks). */
 export function encodeReplyChunks(reply: ReplicaReply, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
+  const inline = reply.payload.length <= inlinePayloadMaxBytes;
+  const frame = Buffer.allocUnsafe(replyFrameBytes(reply.payload.length, inline));
+  encodeReplyInto(reply, frame, 0, inline);
+  return inline ? [frame] : [frame, reply.payload];
+}
+
+/** Bytes encodeReplyInto writes for a reply with `payloadBytes` of payload. */
+export function replyFrameBytes(payloadBytes: number, inlinePayload: boolean): number {
+  return FRAME_LENGTH_BYTES + REPLY_HEADER_BYTES + (inlinePayload ? payloadBytes : 0);
+}
+
+/** Encode a reply frame into `target` at `at` (replyFrameBytes of room); see encodeRequestInto. */
+export function encodeReplyInto(reply: ReplicaReply, target: Buffer, at: number, inlinePayload: boolean): void {
   assertU64(reply.requestId, 'requestId');
   const payload = reply.payload;
-  const inline = payload.length <= inlinePayloadMaxBytes;
-  const headBytes = FRAME_LENGTH_BYTES + REPLY_HEADER_BYTES;
-  const frame = Buffer.allocUnsafe(headBytes + (inline ? payload.length : 0));
-  frame.writeUInt32BE(REPLY_HEADER_BYTES + payload.length, 0);
-  frame.writeUInt32BE(REPLY_MAGIC, 4);
-  writeU64(frame, reply.requestId, 8);
-  frame.writeUInt8(reply.status, 16);
-  if (!inline) return [frame, payload];
-  payload.copy(frame, headBytes);
-  return [frame];
+  target.writeUInt32BE(REPLY_HEADER_BYTES + payload.length, at);
+  target.writeUInt32BE(REPLY_MAGIC, at + 4);
+  writeU64(target, reply.requestId, at + 8);
+  target.writeUInt8(reply.status, at + 16);
+  if (inlinePayload) payload.copy(target, at + FRAME_LENGTH_BYTES + REPLY_HEADER_BYTES);
 }
 
 export function decodeReply(body: Buffer): ReplicaReply | ReplicaProtocolError {

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { toError } from '../../common/plinth-error.js';
-import { decodeRequest, encodeReply, encodeReplyChunks, FrameSplitter } from './replica-codec.js';
+import { decodeRequest, encodeReply, encodeReplyInto, FrameSplitter, INLINE_PAYLOAD_MAX_BYTES, replyFrameBytes } from './replica-codec.js';
+import { OutgoingFrames } from './outgoing-frames.js';
 import { acceptorStep } from './replica-handshake.js';
 import { decodeHelloGreeting, encodeHelloChallenge, PROOF_BYTES } from './replica-payloads.js';
 import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
@@ -15,8 +16,9 @@ import { errorMessagePayload, statusOfError } from './replica-status.js';
  * served; past that, reading pauses (TCP backpressure to the owner). A bad
  * frame or a failed handshake ends this connection only (invariant 7).
  *
- * Replies finishing in the same event-loop turn leave in one writev (cork,
- * uncork in setImmediate); large READ payloads are written as their own chunk.
+ * Replies finishing in the same event-loop turn are encoded into one buffer
+ * and leave in one write (outgoing-frames.ts); large READ payloads are
+ * written as their own chunk.
  *
  * A handler over an accepted socket, so the daemon can later hand it sockets
  * from a port it shares with Raft.
@@ -43,6 +45,9 @@ export interface ReplicaConnectionModules {
   readonly randomBytes: (size: number) => Buffer;
 }
 
+/** The OK answer of a write carries nothing; never written into, so one instance serves all. */
+const EMPTY_PAYLOAD = Buffer.alloc(0);
+
 type Phase = { readonly name: 'greeting' } | { readonly name: 'proof'; readonly verify: (proof: Buffer) => boolean; readonly peerId: string } | { readonly name: 'ready' };
 
 export class ReplicaConnection {
@@ -59,7 +64,7 @@ export class ReplicaConnection {
   #phase: Phase = { name: 'greeting' };
   #inFlightBytes = 0;
   #closed = false;
-  #corked = false;
+  readonly #outgoing: OutgoingFrames;
   #handshakeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ReplicaConnectionOptions, modules: ReplicaConnectionModules) {
@@ -69,6 +74,7 @@ export class ReplicaConnection {
     this.#logger = modules.logger.child({ connectionId: options.connectionId });
     this.#splitter = new FrameSplitter(options.limits.maxFrameBytes);
     const socket = modules.socket;
+    this.#outgoing = new OutgoingFrames(socket);
     socket.setNoDelay(true);
     this.finished = new Promise<void>((resolve) => {
       socket.once('close', () => {
@@ -94,6 +100,7 @@ export class ReplicaConnection {
     clearTimeout(this.#handshakeTimer);
     const socket = this.#modules.socket;
     this.#logger.warn({ err: err === undefined ? undefined : toError(err), remote: `${socket.remoteAddress}:${socket.remotePort}` }, `replica server: dropping connection: ${reason}`);
+    this.#outgoing.discard();
     socket.destroy();
   }
 
@@ -127,6 +134,7 @@ export class ReplicaConnection {
   }
 
   #start(request: ReplicaRequest): void {
+    if (request.opcode === Opcode.WRITE && (request.flags & RequestFlag.FUA) === 0 && this.#tryWriteNow(request)) return;
     const costBytes = request.payload.length + (request.opcode === Opcode.READ ? request.lengthBytes : 0);
     this.#inFlightBytes += costBytes;
     const work = this.#serve(request).finally(() => {
@@ -135,6 +143,24 @@ export class ReplicaConnection {
       this.#pump();
     });
     this.#running.add(work);
+  }
+
+  /**
+   * The service's synchronous write (replica-service.ts tryWriteNow): the
+   * reply is queued at once, with no promise per request. False: serve it
+   * the usual way.
+   */
+  #tryWriteNow(request: ReplicaRequest): boolean {
+    let done: boolean;
+    try {
+      done = this.#modules.service.tryWriteNow(request.volumeId, request.generation, request.offset, request.payload, this.#opened);
+    } catch (err) {
+      this.#logger.error({ err, opcode: request.opcode, volumeId: request.volumeId }, 'replica request failed');
+      this.#send(request.requestId, statusOfError(err), errorMessagePayload(err));
+      return true;
+    }
+    if (done) this.#send(request.requestId, Status.OK, EMPTY_PAYLOAD);
+    return done;
   }
 
   async #serve(request: ReplicaRequest): Promise<void> {
@@ -152,19 +178,11 @@ export class ReplicaConnection {
 
   #send(requestId: number, status: Status, payload: Buffer): void {
     if (this.#closed) return;
-    const socket = this.#modules.socket;
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      setImmediate(this.#uncork);
-    }
-    for (const chunk of encodeReplyChunks({ requestId, status, payload })) socket.write(chunk);
+    const inline = payload.length <= INLINE_PAYLOAD_MAX_BYTES;
+    const at = this.#outgoing.reserve(replyFrameBytes(payload.length, inline));
+    encodeReplyInto({ requestId, status, payload }, this.#outgoing.slab, at, inline);
+    if (!inline) this.#outgoing.append(payload);
   }
-
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#modules.socket.uncork();
-  };
 
   /** HELLO steps (replica-handshake.ts); anything else before it completes is refused and ends the connection. */
   #handshake(request: ReplicaRequest): void {
@@ -197,6 +215,7 @@ export class ReplicaConnection {
     this.#closed = true;
     clearTimeout(this.#handshakeTimer);
     this.#logger.warn({ remote: this.#modules.socket.remoteAddress }, `replica server: refusing connection: ${reason}`);
+    this.#outgoing.flush();
     this.#modules.socket.end(encodeReply({ requestId, status: Status.UNAUTHORIZED, payload: errorMessagePayload(reason) }));
     setTimeout(() => this.#modules.socket.destroy(), 1000).unref();
   }

@@ -9,6 +9,7 @@
  * | `gen!<volumeId>`             | u64: highest generation seen (invariant 3)         |
  * | `reg!<volumeId>!<region>`    | u64 change seq + u8 active (activity log, invariant 4) |
  * | `mark!<volumeId>`            | u64: highest dirty marker handed out               |
+ * | `unclean!<volumeId>`         | u8 1: may lack writes it acknowledged (issue 7)    |
  *
  * `<region>` is 8 hex digits so keys sort by offset. Volume ids never
  * contain '!' (common/volume-name.ts, pool VOLUME_ID_PATTERN).
@@ -24,8 +25,10 @@ export type ReplicaBatchOperation = { type: 'put'; key: string; value: Buffer } 
 export const SYNC_WRITE = { sync: true, valueEncoding: 'buffer' } as const;
 export const LAZY_WRITE = { sync: false, valueEncoding: 'buffer' } as const;
 
+export const GENERATION_KEY_PREFIX = 'gen!';
+
 export function generationKey(volumeId: string): string {
-  return `gen!${volumeId}`;
+  return `${GENERATION_KEY_PREFIX}${volumeId}`;
 }
 
 export function regionKeyPrefix(volumeId: string): string {
@@ -38,6 +41,16 @@ export function regionKey(volumeId: string, region: number): string {
 
 export function markerKey(volumeId: string): string {
   return `mark!${volumeId}`;
+}
+
+/**
+ * Set for every volume held here when the node starts after an unclean end
+ * (crash, power loss), cleared once the owner made the replica identical to
+ * a good source (MARK_REPAIRED): the replica is then no failover source
+ * while another candidate is left (daemon/volume/failover-resync.ts).
+ */
+export function uncleanKey(volumeId: string): string {
+  return `unclean!${volumeId}`;
 }
 
 export function encodeU64(value: number): Buffer {

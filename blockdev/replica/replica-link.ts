@@ -2,10 +2,11 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { HANDSHAKE_NONCE_BYTES } from '../../consensus/transport/handshake.js';
-import { decodeErrorMessage, decodeReply, encodeRequestChunks, FrameSplitter } from './replica-codec.js';
+import { decodeErrorMessage, decodeReply, encodeRequestInto, FrameSplitter, INLINE_PAYLOAD_MAX_BYTES, requestFrameBytes } from './replica-codec.js';
+import { OutgoingFrames } from './outgoing-frames.js';
 import { dialerStep } from './replica-handshake.js';
 import { decodeHelloChallenge, decodeOpenAnswer, encodeHelloGreeting } from './replica-payloads.js';
-import { type Opcode, Opcode as Op, type ReplicaReply, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
+import { type Opcode, Opcode as Op, type ReplicaReply, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';
 import { errorOfStatus } from './replica-status.js';
 
 /**
@@ -15,12 +16,12 @@ import { errorOfStatus } from './replica-status.js';
  * breaks, every request in flight fails with IO_ERROR (the controller then
  * faults the replica, invariant 2); reconnecting is RemoteReplica's job.
  *
- * Requests sent in the same event-loop turn leave in one writev (cork,
- * uncork in setImmediate, after this turn's I/O callbacks): at depth 32 one
- * syscall per request was the owner's largest cost, and on loopback each
- * send also runs the receiver's TCP path. Large payloads are written as
- * their own chunk, not copied into the frame, so the caller's buffer must
- * stay unchanged until the request settled or the link closed
+ * Requests sent in the same event-loop turn are encoded into one buffer and
+ * leave in one write after this turn's I/O callbacks (outgoing-frames.ts):
+ * at depth 32 one syscall per request was the owner's largest cost, and on
+ * loopback each send also runs the receiver's TCP path. Large payloads are
+ * written as their own chunk, not copied into the frame, so the caller's
+ * buffer must stay unchanged until the request settled or the link closed
  * (RemoteReplica closes a link whose large request timed out).
  */
 
@@ -50,7 +51,8 @@ export interface LinkRequest {
   readonly payload: Buffer;
 }
 
-interface Pending {
+/** Who hears a request's answer: exactly one of the two is called, once. */
+export interface LinkReplyTarget {
   readonly resolve: (payload: Buffer) => void;
   readonly reject: (err: PlinthError) => void;
 }
@@ -58,12 +60,12 @@ interface Pending {
 export class ReplicaLink {
   readonly #options: ReplicaLinkOptions;
   readonly #modules: ReplicaLinkModules;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new Map<number, LinkReplyTarget>();
   readonly #splitter: FrameSplitter;
   #socket: Socket | undefined;
   #nextRequestId = 1;
   #closedReason: string | undefined;
-  #corked = false;
+  #outgoing: OutgoingFrames | undefined;
   readonly #closeListeners: ((reason: string) => void)[] = [];
 
   constructor(options: ReplicaLinkOptions, modules: ReplicaLinkModules) {
@@ -78,7 +80,7 @@ export class ReplicaLink {
 
   /** True while requests of this event-loop turn are being gathered into one writev. */
   get batching(): boolean {
-    return this.#corked;
+    return this.#outgoing?.pending === true;
   }
 
   get closed(): boolean {
@@ -94,6 +96,7 @@ export class ReplicaLink {
     const { host, port, handshakeTimeoutMs } = this.#options;
     const socket = this.#modules.connect(host, port);
     this.#socket = socket;
+    this.#outgoing = new OutgoingFrames(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err) => this.#modules.logger.debug({ err, host, port }, 'replica link socket error'));
@@ -135,35 +138,51 @@ export class ReplicaLink {
 
   /** Send one request; resolves with the OK payload or rejects with the mapped PlinthError. */
   send(request: LinkRequest): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => this.sendTo(request, { resolve, reject }));
+  }
+
+  /**
+   * send() without a promise of its own, for the data path (RemoteReplica
+   * settles its own): `target` hears the answer, or the failure, once. A
+   * closed link fails it at once, synchronously.
+   */
+  sendTo(request: LinkRequest, target: LinkReplyTarget): void {
     const socket = this.#socket;
     if (socket === undefined || this.#closedReason !== undefined) {
-      return Promise.reject(new PlinthError('IO_ERROR', `replica link is closed: ${this.#closedReason ?? 'not open'}`, this.#context()));
+      target.reject(new PlinthError('IO_ERROR', `replica link is closed: ${this.#closedReason ?? 'not open'}`, this.#context()));
+      return;
     }
+    const outgoing = this.#outgoing;
+    if (outgoing === undefined) throw new PlinthError('INTERNAL', 'replica link has a socket but no writer');
     const requestId = this.#nextRequestId;
-    this.#nextRequestId += 1;
-    const chunks = encodeRequestChunks({ ...request, requestId, generation: this.#options.generation, volumeId: request.opcode === Op.HELLO || request.opcode === Op.PING ? '' : this.#options.volumeId });
-    return new Promise<Buffer>((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject });
-      this.#write(socket, chunks);
-    });
-  }
-
-  #write(socket: Socket, chunks: readonly Buffer[]): void {
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      setImmediate(this.#uncork);
+    // One literal shape for every request (no spread): the encoder's property loads stay monomorphic.
+    const frame: ReplicaRequest = {
+      opcode: request.opcode,
+      flags: request.flags,
+      requestId,
+      generation: this.#options.generation,
+      offset: request.offset,
+      lengthBytes: request.lengthBytes,
+      volumeId: request.opcode === Op.HELLO || request.opcode === Op.PING ? '' : this.#options.volumeId,
+      payload: request.payload,
+    };
+    const inline = request.payload.length <= INLINE_PAYLOAD_MAX_BYTES;
+    const at = outgoing.reserve(requestFrameBytes(frame, inline));
+    try {
+      encodeRequestInto(frame, outgoing.slab, at, inline);
+    } catch (err) {
+      // A value the wire cannot carry (a caller bug): the reserved bytes are garbage, so nothing more goes out.
+      this.close(`could not encode a request: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
     }
-    for (const chunk of chunks) socket.write(chunk);
+    if (!inline) outgoing.append(request.payload);
+    this.#nextRequestId += 1;
+    this.#pending.set(requestId, target);
   }
-
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#socket?.uncork();
-  };
 
   close(reason: string): void {
     this.#fail(reason);
+    this.#outgoing?.discard();
     this.#socket?.destroy();
   }
 

@@ -122,9 +122,11 @@ export function decodeStatusRuns(payload: Buffer): ExtentStatus[] | ReplicaProto
  * replica's change marker at the time of the answer.
  * `complete` is false when the replica cannot answer for the whole interval
  * asked (its tracking restarted after the marker): copy everything.
- * `uncleanRestart`: the replica's node started after an unclean end (crash or
- * power loss), so acknowledged writes not yet flushed may be missing from it:
- * a new owner takes it as failover source only when nothing else is left.
+ * `uncleanRestart`: the replica is flagged unclean for the volume (its node
+ * started after an unclean end, crash or power loss, while holding it, and
+ * no owner has made it identical to a good source since: MARK_REPAIRED), so
+ * acknowledged writes not yet flushed may be missing from it: a new owner
+ * takes it as failover source only when nothing else is left.
  */
 export interface RegionList {
   readonly markerSeq: number;

@@ -12,7 +12,7 @@ import { PlinthError } from '../../common/plinth-error.js';
  * | bytes | field                                                   |
  * | ----- | ------------------------------------------------------- |
  * | 4     | magic `PLRQ`                                            |
- * | 1     | protocol version (1)                                    |
+ * | 1     | protocol version (2)                                    |
  * | 1     | opcode                                                  |
  * | 2     | flags                                                   |
  * | 8     | request id (< 2^53)                                     |
@@ -35,7 +35,8 @@ import { PlinthError } from '../../common/plinth-error.js';
 
 export const REQUEST_MAGIC = 0x504c5251; // "PLRQ"
 export const REPLY_MAGIC = 0x504c5253; // "PLRS"
-export const PROTOCOL_VERSION = 1;
+/** 2: MARK_REPAIRED added (issue 7); a peer of another version is refused at its first frame. */
+export const PROTOCOL_VERSION = 2;
 export const FRAME_LENGTH_BYTES = 4;
 export const REQUEST_HEADER_BYTES = 41;
 export const REPLY_HEADER_BYTES = 13;
@@ -61,6 +62,13 @@ export const Opcode = {
   PING: 10,
   /** Regions of the activity log (writes possibly in flight): failover resync, invariant 4. */
   GET_ACTIVITY: 11,
+  /**
+   * The owner made this replica identical to a good source (a failover
+   * resync copied to it, or a rebuild caught it up): it clears its durable
+   * "may lack acknowledged writes" flag for the volume (issue 7;
+   * replica-service.ts). No payload.
+   */
+  MARK_REPAIRED: 12,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 const OPCODES: ReadonlySet<number> = new Set(Object.values(Opcode));

@@ -25,7 +25,11 @@ export interface ReplicaServerOptions {
   readonly maxIoBytes?: number;
   readonly maxConnections?: number;
   readonly limits?: Partial<Omit<ReplicaConnectionLimits, 'maxFrameBytes'>>;
-  /** This node's previous run ended uncleanly: its replicas say so in activity answers (failover source order). */
+  /**
+   * This node's previous run ended uncleanly (run-marker.ts): every volume
+   * held here is flagged before the server listens, and says so in its
+   * activity answers until its owner repairs it (failover source order).
+   */
   readonly uncleanRestart?: boolean;
   /** Activity-log region size; default 4 MiB. */
   readonly regionSizeBytes?: number;
@@ -58,6 +62,7 @@ export const DEFAULT_REPLICA_LIMITS: Omit<ReplicaConnectionLimits, 'maxFrameByte
 
 export async function startReplicaServer(options: ReplicaServerOptions, modules: ReplicaServerModules): Promise<ReplicaServer> {
   const server = new TcpReplicaServer(options, modules);
+  if (options.uncleanRestart === true) await server.service.recordUncleanStart();
   await server.listen();
   return server;
 }
@@ -83,7 +88,6 @@ class TcpReplicaServer implements ReplicaServer {
       {
         maxIoBytes,
         ...(options.regionSizeBytes === undefined ? {} : { regionSizeBytes: options.regionSizeBytes }),
-        ...(options.uncleanRestart === undefined ? {} : { uncleanRestart: options.uncleanRestart }),
       },
       { pool: modules.pool, db: modules.db, logger: this.#logger },
     );

@@ -5,7 +5,7 @@ import type { Pool, VolumeStore } from '../pool/pool-types.js';
 import { assertInRange } from '../range.js';
 import { ACTIVITY_REGION_BYTES, VolumeActivity } from './activity-log.js';
 import { GenerationFence } from './generation-fence.js';
-import type { ReplicaDatabase } from './replica-database.js';
+import { GENERATION_KEY_PREFIX, type ReplicaDatabase, SYNC_WRITE, uncleanKey } from './replica-database.js';
 import {
   decodeDirtyMarker,
   encodeOpenAnswer,
@@ -25,14 +25,29 @@ import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag } from '
  *
  * Order per request: fence (invariant 3), then range checks, then the
  * activity mark (invariant 4), then the store.
+ *
+ * Issue 7 ("Prove it loses nothing"), two rules kept here:
+ *   - GET_ACTIVITY is a barrier: it is answered only after every request of
+ *     the volume admitted before it has settled. A rebuild asks it first
+ *     (daemon/volume/volume-session.ts rebuild), by the same owner and
+ *     generation as a write stuck in a stalled disk since before the fault,
+ *     so the generation fence does not hold that write back; the barrier
+ *     keeps it from landing after the catch-up copied a newer version.
+ *   - a volume held here at an unclean start (crash, power cut) is flagged
+ *     durably (`uncleanKey`) until its owner says the replica was made
+ *     identical to a good source (MARK_REPAIRED); activity answers carry
+ *     the flag so a failover does not pick it as the source.
  */
 
 export interface ReplicaServiceOptions {
   readonly maxIoBytes: number;
   readonly regionSizeBytes?: number;
-  /** This node's previous run ended uncleanly (daemon/lifecycle/run-marker.ts); said in every activity answer. */
-  readonly uncleanRestart?: boolean;
 }
+
+/** uncleanKey's value; its presence is what counts. */
+const UNCLEAN_VALUE = Buffer.from([1]);
+/** Puts per database batch when flagging volumes at an unclean start. */
+const MAX_FLAGS_PER_BATCH = 1024;
 
 export interface ReplicaServiceModules {
   readonly pool: Pool;
@@ -50,8 +65,12 @@ export class ReplicaService {
   readonly #modules: ReplicaServiceModules;
   readonly #fence: GenerationFence;
   readonly #volumes = new Map<string, Promise<OpenVolume>>();
+  /** The volumes whose open completed, for the synchronous write path. */
+  readonly #ready = new Map<string, OpenVolume>();
   /** Requests past the fence, per volume: a generation raise waits for them (no older write lands after it). */
   readonly #inFlight = new Map<string, Set<Promise<unknown>>>();
+  /** Open volumes flagged "may lack writes it acknowledged" (uncleanKey, read at open). */
+  readonly #unclean = new Set<string>();
 
   constructor(options: ReplicaServiceOptions, modules: ReplicaServiceModules) {
     this.#options = options;
@@ -79,15 +98,66 @@ export class ReplicaService {
       throw new PlinthError('INVALID_ARGUMENT', 'HELLO after the handshake completed');
     }
     await this.#fence.admit(request.volumeId, request.generation);
-    const work = this.#run(request, opened, readTarget);
-    const set = this.#inFlight.get(request.volumeId) ?? new Set<Promise<unknown>>();
-    this.#inFlight.set(request.volumeId, set);
+    const set = this.#inFlightOf(request.volumeId);
+    // The barrier (class comment): what was admitted before it, itself excluded.
+    const earlier = request.opcode === Opcode.GET_ACTIVITY && set.size > 0 ? [...set] : undefined;
+    const work = earlier === undefined ? this.#run(request, opened, readTarget) : this.#runAfter(earlier, request, opened);
     set.add(work);
     try {
       return await work;
     } finally {
       set.delete(work);
     }
+  }
+
+  /**
+   * WRITE without a promise, when nothing has to wait: the generation is
+   * the current one (invariant 3, no raise in progress), the volume is open
+   * on this connection, the range lies in one activity region that is
+   * already durably marked (invariant 4) and the pool writes it inline.
+   * Returns false, having done nothing, whenever any of that does not hold:
+   * the caller then runs execute(), which decides and refuses as usual.
+   * Throws (like execute rejects) only when the inline disk write failed.
+   * Nothing needs draining at a later raise: the write is done on return.
+   */
+  tryWriteNow(volumeId: string, generation: number, offset: number, data: Buffer, opened: ReadonlySet<string>): boolean {
+    if (failpoints.armed || !opened.has(volumeId) || data.length > this.#options.maxIoBytes) return false;
+    const volume = this.#ready.get(volumeId);
+    if (volume === undefined || !this.#fence.admitsNow(volumeId, generation)) return false;
+    const { store, activity } = volume;
+    if (store.writeInline === undefined || offset < 0 || offset + data.length > store.sizeBytes) return false;
+    const region = activity.beginWriteNow(offset, data.length);
+    if (region === undefined) return false;
+    try {
+      return store.writeInline(offset, data);
+    } finally {
+      activity.endWriteInRegion(region);
+    }
+  }
+
+  #inFlightOf(volumeId: string): Set<Promise<unknown>> {
+    let set = this.#inFlight.get(volumeId);
+    if (set === undefined) {
+      set = new Set<Promise<unknown>>();
+      this.#inFlight.set(volumeId, set);
+    }
+    return set;
+  }
+
+  /**
+   * Run `request` once `earlier` settled. A write on the inline path
+   * (tryWriteNow) is on disk when it returns, so every write that may still
+   * land later is among them: it went through execute().
+   */
+  async #runAfter(earlier: readonly Promise<unknown>[], request: ReplicaRequest, opened: Set<string>): Promise<Buffer> {
+    await this.#settled(request.volumeId, earlier, 'activity asked: waiting for the earlier requests of the volume to settle');
+    return this.#run(request, opened, undefined);
+  }
+
+  async #settled(volumeId: string, requests: readonly Promise<unknown>[], why: string): Promise<void> {
+    if (requests.length === 0) return;
+    this.#modules.logger.info({ volumeId, inFlight: requests.length }, why);
+    await Promise.allSettled(requests);
   }
 
   async #run(request: ReplicaRequest, opened: Set<string>, readTarget: Buffer | undefined): Promise<Buffer> {
@@ -135,7 +205,10 @@ export class ReplicaService {
       }
       case Opcode.GET_ACTIVITY:
         this.#assertRegionRange(offset, lengthBytes, store, activity);
-        return encodeRegionList(this.#withRestartFlag(activity.activity(offset, lengthBytes)));
+        return encodeRegionList(this.#withUncleanFlag(request.volumeId, activity.activity(offset, lengthBytes)));
+      case Opcode.MARK_REPAIRED:
+        await this.#markRepaired(request.volumeId);
+        return Buffer.alloc(0);
       case Opcode.GET_DIRTY: {
         this.#assertRegionRange(offset, lengthBytes, store, activity);
         const marker = decodeDirtyMarker(request.payload);
@@ -188,8 +261,13 @@ export class ReplicaService {
   async #openOnce(volumeId: string, sizeBytes: number): Promise<OpenVolume> {
     const store = await this.#modules.pool.openVolume(volumeId, sizeBytes);
     const activity = await VolumeActivity.load(volumeId, this.#options.regionSizeBytes ?? ACTIVITY_REGION_BYTES, this.#modules);
-    this.#modules.logger.info({ volumeId, sizeBytes: store.sizeBytes }, 'replica volume opened');
-    return { store, activity };
+    const unclean = (await this.#modules.db.get(uncleanKey(volumeId))) !== undefined;
+    if (unclean) this.#unclean.add(volumeId);
+    else this.#unclean.delete(volumeId);
+    this.#modules.logger.info({ volumeId, sizeBytes: store.sizeBytes, unclean }, 'replica volume opened');
+    const volume = { store, activity };
+    this.#ready.set(volumeId, volume);
+    return volume;
   }
 
   /** Local API for the controller on this node: regions changed since a marker (delta resync). */
@@ -199,15 +277,51 @@ export class ReplicaService {
     return volume.activity.dirtySince(markerSeq, offset, lengthBytes);
   }
 
-  /** Local API: regions of the activity log (failover resync). */
+  /** Local API: regions of the activity log (failover resync); a barrier like GET_ACTIVITY. */
   async activeRegions(volumeId: string, offset: number, lengthBytes: number): Promise<RegionList> {
     const volume = await this.#requireOpen(volumeId);
+    await this.#settled(volumeId, [...this.#inFlightOf(volumeId)], 'activity asked: waiting for the earlier requests of the volume to settle');
     this.#assertRegionRange(offset, lengthBytes, volume.store, volume.activity);
-    return this.#withRestartFlag(volume.activity.activity(offset, lengthBytes));
+    return this.#withUncleanFlag(volumeId, volume.activity.activity(offset, lengthBytes));
   }
 
-  #withRestartFlag(list: RegionList): RegionList {
-    return this.#options.uncleanRestart === true ? { ...list, uncleanRestart: true } : list;
+  /** True while the volume's replica here may lack writes it acknowledged (an open volume; see recordUncleanStart). */
+  isUnclean(volumeId: string): boolean {
+    return this.#unclean.has(volumeId);
+  }
+
+  /**
+   * At a start after an unclean end (daemon/lifecycle/run-marker.ts), before
+   * serving: flag every volume that has a generation here. That is every
+   * volume that may have acknowledged a write (admit() persists a raised
+   * generation before the first request of it runs); a volume first opened
+   * later in this run lost nothing and stays unflagged. Idempotent: a crash
+   * half-way leaves the run marker, so the next start flags them again.
+   */
+  async recordUncleanStart(): Promise<readonly string[]> {
+    const volumeIds: string[] = [];
+    for await (const [key] of this.#modules.db.iterator({ gte: GENERATION_KEY_PREFIX, lt: `${GENERATION_KEY_PREFIX}\xff` })) {
+      volumeIds.push(key.slice(GENERATION_KEY_PREFIX.length));
+    }
+    for (let first = 0; first < volumeIds.length; first += MAX_FLAGS_PER_BATCH) {
+      const batch = volumeIds.slice(first, first + MAX_FLAGS_PER_BATCH).map((volumeId) => ({ type: 'put' as const, key: uncleanKey(volumeId), value: UNCLEAN_VALUE }));
+      await this.#modules.db.batch(batch, SYNC_WRITE);
+    }
+    for (const volumeId of volumeIds) if (this.#ready.has(volumeId)) this.#unclean.add(volumeId);
+    this.#modules.logger.warn({ volumes: volumeIds.length }, 'unclean start: every volume held here may lack writes it acknowledged until its owner repairs it');
+    return volumeIds;
+  }
+
+  /** MARK_REPAIRED: durably forget the flag, then stop saying it. */
+  async #markRepaired(volumeId: string): Promise<void> {
+    if (!this.#unclean.has(volumeId)) return;
+    await this.#modules.db.batch([{ type: 'del', key: uncleanKey(volumeId) }], SYNC_WRITE);
+    this.#unclean.delete(volumeId);
+    this.#modules.logger.info({ volumeId }, 'replica made identical to a good source: no longer flagged unclean');
+  }
+
+  #withUncleanFlag(volumeId: string, list: RegionList): RegionList {
+    return this.#unclean.has(volumeId) ? { ...list, uncleanRestart: true } : list;
   }
 
   async #requireOpen(volumeId: string): Promise<OpenVolume> {
@@ -217,19 +331,32 @@ export class ReplicaService {
   }
 
   /**
+   * Drop one volume this node no longer holds (deleted, or its replica moved
+   * away) once its requests in flight are done: the caller then frees its
+   * space, and a later OPEN (the replica placed here again) starts from a
+   * fresh store instead of a closed one.
+   */
+  async forget(volumeId: string): Promise<void> {
+    const inFlight = this.#inFlight.get(volumeId);
+    if (inFlight !== undefined) await Promise.allSettled([...inFlight]);
+    this.#volumes.delete(volumeId);
+    this.#ready.delete(volumeId);
+    this.#unclean.delete(volumeId);
+  }
+
+  /**
    * Forget the volumes. The stores stay open: the Pool hands out one shared
    * instance per volume (the local controller may use it too) and the daemon
    * closes the Pool, which flushes them.
    */
   close(): void {
     this.#volumes.clear();
+    this.#ready.clear();
+    this.#unclean.clear();
   }
 
   async #drain(volumeId: string): Promise<void> {
     const set = this.#inFlight.get(volumeId);
-    if (set !== undefined && set.size > 0) {
-      this.#modules.logger.info({ volumeId, inFlight: set.size }, 'generation raised: draining requests of the older generation');
-      await Promise.allSettled([...set]);
-    }
+    if (set !== undefined) await this.#settled(volumeId, [...set], 'generation raised: draining requests of the older generation');
   }
 }

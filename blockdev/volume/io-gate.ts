@@ -55,6 +55,17 @@ export class IoGate {
     return this.waiters.length;
   }
 
+  /**
+   * enter() without a promise when a slot is free now: true means admitted
+   * (call leave() once afterwards); false changes nothing, call enter().
+   */
+  tryEnter(): boolean {
+    if (this.terminalError !== undefined || this.closedError !== undefined) return false;
+    if (this.stateValue !== 'open' || this.inFlightCount >= this.options.maxInFlight || this.waiters.length > 0) return false;
+    this.inFlightCount += 1;
+    return true;
+  }
+
   /** Resolves once the caller may start; the caller must call leave() exactly once afterwards. */
   enter(): Promise<void> {
     const refusal = this.terminalError ?? this.closedError;

@@ -17,8 +17,10 @@ export type ReleaseRange = () => void;
 interface LockEntry {
   readonly offset: number;
   readonly endOffset: number;
-  readonly released: Promise<void>;
-  readonly release: () => void;
+  /** Created only when a later overlapping request has to wait for this one. */
+  released: Promise<void> | undefined;
+  notifyReleased: (() => void) | undefined;
+  done: boolean;
 }
 
 export interface RangeLockOptions {
@@ -39,6 +41,20 @@ export class RangeLock {
     return this.entries.length;
   }
 
+  /**
+   * Take the range now when nothing overlapping is held or waiting (the
+   * common case: disjoint writes), without a promise; undefined changes
+   * nothing (then acquire() queues behind the overlapping entries, or says BUSY).
+   */
+  tryAcquire(offset: number, lengthBytes: number): ReleaseRange | undefined {
+    if (this.entries.length >= this.maxEntries) return undefined;
+    const endOffset = offset + lengthBytes;
+    for (const entry of this.entries) {
+      if (overlaps(entry.offset, entry.endOffset, offset, endOffset)) return undefined;
+    }
+    return this.add(offset, endOffset);
+  }
+
   async acquire(offset: number, lengthBytes: number): Promise<ReleaseRange> {
     if (this.entries.length >= this.maxEntries) {
       throw new PlinthError('BUSY', `range lock has ${this.entries.length} entries, limit reached`, {
@@ -46,41 +62,45 @@ export class RangeLock {
       });
     }
     const endOffset = offset + lengthBytes;
-    const blockers = this.entries
-      .filter((entry) => overlaps(entry.offset, entry.endOffset, offset, endOffset))
-      .map((entry) => entry.released);
-    let resolveReleased: () => void = () => undefined;
-    const released = new Promise<void>((resolve) => {
-      resolveReleased = resolve;
-    });
-    let done = false;
-    const entry: LockEntry = {
-      offset,
-      endOffset,
-      released,
-      release: () => {
-        if (done) return;
-        done = true;
-        const index = this.entries.indexOf(entry);
-        if (index >= 0) this.entries.splice(index, 1);
-        resolveReleased();
-      },
-    };
-    this.entries.push(entry);
+    const blockers: Promise<void>[] = [];
+    for (const entry of this.entries) {
+      if (overlaps(entry.offset, entry.endOffset, offset, endOffset)) blockers.push(releasedOf(entry));
+    }
+    const release = this.add(offset, endOffset);
     // Blockers always resolve (release never rejects), so this cannot leak the entry.
-    await Promise.all(blockers);
-    return entry.release;
+    if (blockers.length > 0) await Promise.all(blockers);
+    return release;
   }
 
   /** Run `section` while holding [offset, offset + lengthBytes). */
   async withRange<T>(offset: number, lengthBytes: number, section: () => Promise<T>): Promise<T> {
-    const release = await this.acquire(offset, lengthBytes);
+    const release = this.tryAcquire(offset, lengthBytes) ?? (await this.acquire(offset, lengthBytes));
     try {
       return await section();
     } finally {
       release();
     }
   }
+
+  private add(offset: number, endOffset: number): ReleaseRange {
+    const entry: LockEntry = { offset, endOffset, released: undefined, notifyReleased: undefined, done: false };
+    this.entries.push(entry);
+    return () => {
+      if (entry.done) return;
+      entry.done = true;
+      const index = this.entries.indexOf(entry);
+      if (index >= 0) this.entries.splice(index, 1);
+      entry.notifyReleased?.();
+    };
+  }
+}
+
+function releasedOf(entry: LockEntry): Promise<void> {
+  if (entry.done) return Promise.resolve();
+  entry.released ??= new Promise<void>((resolve) => {
+    entry.notifyReleased = resolve;
+  });
+  return entry.released;
 }
 
 /** Half-open intervals; an empty range overlaps nothing. */

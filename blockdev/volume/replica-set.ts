@@ -105,7 +105,11 @@ export class ReplicaSet {
 
   /** Every replica a mutation must reach. */
   writeTargets(): ReplicaEntry[] {
-    return this.all().filter((entry) => entry.state === 'in-sync' || entry.state === 'rebuilding' || entry.state === 'joining');
+    const targets: ReplicaEntry[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.state === 'in-sync' || entry.state === 'rebuilding' || entry.state === 'joining') targets.push(entry);
+    }
+    return targets;
   }
 
   /** In-sync replicas, local first, then by id so the order is stable. */
@@ -128,10 +132,11 @@ export class ReplicaSet {
 
   /** Failure reports a mutation must wait for: replicas formally in-sync that did not acknowledge it. */
   pendingLeavesExcept(acknowledged: ReadonlySet<string>): Promise<boolean>[] {
-    return this.all()
-      .filter((entry) => entry.leave !== undefined && !acknowledged.has(entry.replica.id))
-      .map((entry) => entry.leave)
-      .filter((leave): leave is Promise<boolean> => leave !== undefined);
+    const leaves: Promise<boolean>[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.leave !== undefined && !acknowledged.has(entry.replica.id)) leaves.push(entry.leave);
+    }
+    return leaves;
   }
 
   statuses(): ReplicaStatus[] {

@@ -7,10 +7,14 @@ import type { Logger } from 'pino';
  * the data dir while plinthd runs and is removed only at the end of a clean
  * shutdown (after every pool store was flushed). Found at start-up, it means
  * the last run crashed or the machine lost power, so this node's disks may
- * have lost writes that were acknowledged but not yet flushed: its replicas
- * must not be the source when a new owner makes in-flight regions identical
- * (invariant 4; the chaos soak lost acknowledged writes when a restarted
- * owner used its own power-cut replica as the source).
+ * have lost writes that were acknowledged but not yet flushed: the replica
+ * server then flags every volume held here, durably and per volume, until
+ * its owner made the replica identical to a good source
+ * (blockdev/replica/replica-service.ts recordUncleanStart, issue 7), and a
+ * flagged replica is not the source when a new owner makes in-flight
+ * regions identical while another is left (invariant 4; the chaos soak
+ * lost acknowledged writes when a restarted owner used its own power-cut
+ * replica as the source).
  */
 
 export const RUN_MARKER_FILE = 'running';
@@ -33,7 +37,7 @@ export async function openRunMarker(dataDir: string, modules: { readonly logger:
     await writeMarker(await open(path, 'w'));
   }
   if (previousRunEndedUncleanly) {
-    modules.logger.warn('the previous run did not shut down cleanly: writes not yet flushed may be missing here, so this node is not the source when in-flight regions of its volumes are reconciled');
+    modules.logger.warn('the previous run did not shut down cleanly: writes not yet flushed may be missing here, so the volumes held here are flagged unclean (not the failover source) until their owners repair them');
   }
   return {
     previousRunEndedUncleanly,

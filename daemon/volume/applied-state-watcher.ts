@@ -11,34 +11,49 @@ import type { Command } from '../state/commands.js';
  * it (issue 4, cluster lifecycle): a `volume detach` or `volume rm` may be
  * called on any node, so the owner closes its session (and drops its NBD
  * clients) and every replica holder frees its copy once the entry is applied
- * here. The state is immutable (cluster-state.ts), so a change is one
- * identity comparison per poll.
+ * here; a replica moved off this node (drain, data locality, replacement)
+ * is freed the same way. The state is immutable (cluster-state.ts), so a
+ * change is one identity comparison per poll.
  */
 
-export interface DeletedReplica {
+/** A replica this node no longer holds: its volume was deleted or the replica moved away. */
+export interface GoneReplica {
   readonly volumeId: string;
   readonly name: string;
   readonly sizeBytes: number;
 }
 
-/** Volumes that held a replica on `nodeId` in `before` and no longer exist in `after`. */
-export function deletedReplicasOf(before: ClusterState, after: ClusterState, nodeId: string): DeletedReplica[] {
-  const remaining = new Set(Object.values(after.volumes).map((volume) => volume.id));
+/**
+ * Replicas on `nodeId` in `before` that `after` no longer places here. The
+ * owner's own replica is left alone: its session still uses the store.
+ */
+export function replicasGoneFrom(before: ClusterState, after: ClusterState, nodeId: string): GoneReplica[] {
+  const now = new Map(Object.values(after.volumes).map((volume) => [volume.id, volume]));
   return Object.values(before.volumes)
-    .filter((volume) => !remaining.has(volume.id) && holdsReplica(volume, nodeId))
-    .map((volume) => ({ volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes }));
+    .filter((volume) => {
+      const current = now.get(volume.id);
+      return holdsReplica(volume, nodeId) && (current === undefined || (!holdsReplica(current, nodeId) && current.attachedTo !== nodeId));
+    })
+    .map(goneReplica);
 }
 
 /**
- * The replica a just-applied entry deleted here: a volume.delete of a
- * volume that held a replica on `nodeId`. Seen entry by entry, because a
- * volume created and deleted between two polls of the state never shows up
- * in a before/after comparison, though its replica server wrote data here.
+ * The replica a just-applied entry took from this node: a volume.delete of a
+ * volume that held one here, or a replica.remove of this node's. Seen entry
+ * by entry, because a volume created and deleted between two polls of the
+ * state never shows up in a before/after comparison, though its replica
+ * server wrote data here.
  */
-export function deletedReplicaOfEntry(command: Command, outcome: CommandOutcome, nodeId: string): DeletedReplica | undefined {
-  if (command.type !== 'volume.delete' || !('type' in outcome) || outcome.type !== 'volume') return undefined;
+export function replicaGoneByEntry(command: Command, outcome: CommandOutcome, nodeId: string): GoneReplica | undefined {
+  if (!('type' in outcome) || outcome.type !== 'volume') return undefined;
   const volume = outcome.volume;
-  return holdsReplica(volume, nodeId) ? { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes } : undefined;
+  if (command.type === 'volume.delete') return holdsReplica(volume, nodeId) ? goneReplica(volume) : undefined;
+  if (command.type === 'replica.remove') return command.nodeId === nodeId && volume.attachedTo !== nodeId ? goneReplica(volume) : undefined;
+  return undefined;
+}
+
+function goneReplica(volume: VolumeRecord): GoneReplica {
+  return { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes };
 }
 
 /** True when the volume with this id exists and is attached to `nodeId`. */
@@ -51,12 +66,20 @@ function holdsReplica(volume: VolumeRecord, nodeId: string): boolean {
 }
 
 /**
- * Free a deleted volume's extents in this node's pool. The replica server
+ * Free a gone replica's extents in this node's pool. The replica server
  * keeps the pool store of a volume it served open (the pool shares one
- * instance), so a refused delete closes that store first: the volume is gone
- * from the committed state and nobody may write to it any more.
+ * instance), so it forgets the volume first and a refused delete closes that
+ * store: the committed state no longer places the replica here and nobody
+ * may write to it any more.
  */
-export async function freeVolumeSpace(pool: Pool, volume: DeletedReplica, onStep: (step: string) => void = () => undefined): Promise<void> {
+export async function freeVolumeSpace(
+  pool: Pool,
+  volume: GoneReplica,
+  onStep: (step: string) => void = () => undefined,
+  forgetReplica: (volumeId: string) => Promise<void> = async () => undefined,
+): Promise<void> {
+  onStep('letting the replica server forget it');
+  await forgetReplica(volume.volumeId);
   try {
     onStep('deleting the store');
     await pool.deleteVolume(volume.volumeId);
@@ -64,7 +87,7 @@ export async function freeVolumeSpace(pool: Pool, volume: DeletedReplica, onStep
   } catch (err) {
     if (!isPlinthError(err, 'VOLUME_ATTACHED')) throw err;
   }
-  onStep('closing the store the replica server holds open');
+  onStep('closing the store the replica server held open');
   const store = await pool.openVolume(volume.volumeId, volume.sizeBytes);
   await store.close();
   onStep('deleting the closed store');
@@ -87,6 +110,8 @@ export interface AppliedStateWatcherModules {
   readonly logger: Logger;
   /** Every applied entry (ClusterStateMachine.onApplied); returns an unsubscribe. */
   readonly subscribe?: (listener: AppliedListener) => () => void;
+  /** The replica server lets go of a volume before its space is freed (ReplicaService.forget). */
+  readonly forgetReplica?: (volumeId: string) => Promise<void>;
   readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
   readonly clearInterval?: (timer: NodeJS.Timeout) => void;
 }
@@ -95,8 +120,8 @@ export class AppliedStateWatcher {
   readonly #options: AppliedStateWatcherOptions;
   readonly #modules: AppliedStateWatcherModules;
   #seen: ClusterState;
-  /** Deletes seen entry by entry, not freed yet (a failed free stays here and is retried). */
-  readonly #pendingFrees = new Map<string, DeletedReplica>();
+  /** Replicas gone from this node, not freed yet (a failed free stays here and is retried). */
+  readonly #pendingFrees = new Map<string, GoneReplica>();
   readonly #unsubscribe: () => void;
   readonly #loop: PeriodicPass;
   /** What the running pass is doing and since when: a pass stuck for long is reported, not silent. */
@@ -110,8 +135,8 @@ export class AppliedStateWatcher {
     this.#modules = modules;
     this.#seen = modules.state();
     this.#unsubscribe = modules.subscribe?.((command, outcome) => {
-      const deleted = deletedReplicaOfEntry(command, outcome, options.nodeId);
-      if (deleted !== undefined) this.#pendingFrees.set(deleted.volumeId, deleted);
+      const gone = replicaGoneByEntry(command, outcome, options.nodeId);
+      if (gone !== undefined) this.#pendingFrees.set(gone.volumeId, gone);
     }) ?? (() => undefined);
     this.#loop = new PeriodicPass(options.intervalMs ?? 200, () => this.#timedPass(), { ...modules, onOverlap: () => this.#reportIfStuck() });
   }
@@ -153,19 +178,20 @@ export class AppliedStateWatcher {
     if (this.#closed || current === this.#seen) return;
     const before = this.#seen;
     try {
-      // A restored snapshot skips entries: the before/after comparison catches the deletes in it.
-      for (const volume of deletedReplicasOf(before, current, this.#options.nodeId)) this.#pendingFrees.set(volume.volumeId, volume);
-      const deleted = [...this.#pendingFrees.values()];
-      this.#modules.logger.debug({ volumes: Object.keys(current.volumes).length, deleted: deleted.map((volume) => volume.name) }, 'reacting to a new applied cluster state');
+      // A restored snapshot skips entries: the before/after comparison catches what it took away.
+      for (const volume of replicasGoneFrom(before, current, this.#options.nodeId)) this.#pendingFrees.set(volume.volumeId, volume);
+      const gone = [...this.#pendingFrees.values()];
+      this.#modules.logger.debug({ volumes: Object.keys(current.volumes).length, gone: gone.map((volume) => volume.name) }, 'reacting to a new applied cluster state');
       // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.
       this.#step = 'closing sessions of volumes no longer attached here';
       await this.#modules.releaseUnowned();
-      for (const volume of deleted) {
-        await freeVolumeSpace(this.#modules.pool, volume, (step) => {
-          this.#step = `freeing deleted volume ${volume.name} (${volume.volumeId}): ${step}`;
-        });
+      for (const volume of gone) {
+        const setStep = (step: string): void => {
+          this.#step = `freeing the replica of ${volume.name} (${volume.volumeId}): ${step}`;
+        };
+        await freeVolumeSpace(this.#modules.pool, volume, setStep, this.#modules.forgetReplica);
         this.#pendingFrees.delete(volume.volumeId);
-        this.#modules.logger.info({ volume: volume.name, id: volume.volumeId }, 'deleted volume: replica space freed');
+        this.#modules.logger.info({ volume: volume.name, id: volume.volumeId }, 'replica no longer held here: space freed');
       }
       this.#seen = current;
     } catch (err) {

@@ -39,7 +39,7 @@ export interface DataPlaneOptions {
   readonly listenHost?: string;
   readonly listenPort?: number;
   readonly maxIoBytes?: number;
-  /** This node's previous run ended uncleanly (run-marker.ts): its replicas say so to failover sources. */
+  /** This node's previous run ended uncleanly (run-marker.ts): the volumes held here are flagged unclean until repaired (replica-service.ts). */
   readonly uncleanRestart?: boolean;
   readonly sessions?: Omit<VolumeSessionsOptions, 'nodeId'>;
   readonly reconciler?: RebuildReconcilerOptions;

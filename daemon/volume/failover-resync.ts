@@ -21,20 +21,31 @@ import { MAX_REGIONS_PER_REPLY, type RegionList } from '../../blockdev/replica/r
  * A replica whose activity cannot be read or which fails during the copy is
  * returned in `failed`: the caller must commit it out of the in-sync set
  * before serving (invariant 2). A failing source is replaced by the next.
+ *
+ * Issue 7: a replica flagged unclean (it may lack writes it acknowledged) is
+ * the source only when no unflagged one is left. Its possibly lost writes
+ * lie in its own activity regions (marked durably before each write), which
+ * the copy covers, so afterwards every identical replica is told
+ * (markRepaired) and stops saying so; a stale flag would otherwise tie it
+ * with a freshly power-cut replica at the next failover. When every
+ * candidate was flagged, the copies are identical all the same and all are
+ * cleared: there is no better data left to prefer.
  */
 
 export interface ResyncReplica {
   readonly id: string;
   readonly local: boolean;
   /**
-   * Its node restarted after an unclean end (run-marker.ts): writes that
-   * were acknowledged but not flushed may be gone from it, so it is the
-   * source only when no other candidate is left. Replicas also say so in
+   * Flagged unclean: it may lack writes it acknowledged (its node restarted
+   * after an unclean end, run-marker.ts) and was not repaired since, so it
+   * is the source only when no other candidate is left. Replicas say so in
    * their activity answers (RegionList.uncleanRestart), which count too.
    */
   readonly uncleanRestart?: boolean;
   readonly device: BlockDevice;
   getActivity(offset: number, lengthBytes: number): Promise<RegionList>;
+  /** Tell the replica it is identical to a good source now (MARK_REPAIRED); absent: nothing to tell. */
+  markRepaired?(): Promise<void>;
 }
 
 export interface ResyncOptions {
@@ -92,11 +103,35 @@ export async function reconcileInFlightRegions(
     }
     for (const id of copy.failedTargets) failed.add(id);
     progress = copy.progress;
+    const flagged = replicas.filter((replica) => unclean.has(replica.id) && !failed.has(replica.id));
+    for (const id of await markRepaired(flagged, source.id, modules.logger)) failed.add(id);
     const identical = replicas.filter((replica) => !failed.has(replica.id)).map((replica) => replica.id);
-    modules.logger.info({ sourceId: source.id, regions: regions.length, identical, failed: [...failed] }, 'in-flight regions reconciled');
+    modules.logger.info({ sourceId: source.id, regions: regions.length, identical, failed: [...failed], repaired: flagged.map((replica) => replica.id) }, 'in-flight regions reconciled');
     return { sourceId: source.id, regions, identical, failed: [...failed], progress };
   }
   return { sourceId: null, regions, identical: [], failed: [...failed], progress };
+}
+
+/**
+ * Clear the unclean flag of every flagged replica now identical to the
+ * source. A target that cannot be told fails (it leaves the in-sync set and
+ * a rebuild clears it later) rather than stay in the set with a stale flag;
+ * the source itself stays (it holds the data), flagged, with a warning.
+ */
+async function markRepaired(flagged: readonly ResyncReplica[], sourceId: string, logger: Logger): Promise<string[]> {
+  const failed: string[] = [];
+  await Promise.all(
+    flagged.map(async (replica) => {
+      if (replica.markRepaired === undefined) return;
+      try {
+        await replica.markRepaired();
+      } catch (error) {
+        logger.warn({ err: toError(error), replicaId: replica.id, source: replica.id === sourceId }, 'could not clear the unclean flag of a resynced replica');
+        if (replica.id !== sourceId) failed.push(replica.id);
+      }
+    }),
+  );
+  return failed;
 }
 
 interface CopyResult {

@@ -1,4 +1,4 @@
-import { PlinthError } from '../../common/plinth-error.js';
+import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { BlockCapabilities, BlockDevice, BlockSizeHints, ExtentStatus, TrimOptions, WriteOptions, ZeroOptions } from '../../blockdev/block-device.js';
 import { assertInRange } from '../../blockdev/range.js';
 import { decodeRegionList, decodeStatusRuns, type RegionList } from '../../blockdev/replica/replica-payloads.js';
@@ -61,8 +61,18 @@ export class LocalReplica implements BlockDevice {
     if (data !== target) data.copy(target);
   }
 
-  async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
-    await this.#execute(Opcode.WRITE, options?.fua === true ? RequestFlag.FUA : 0, offset, data.length, data);
+  write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
+    // Same checks and marks as execute(), without its promise layers when nothing has to wait.
+    try {
+      if (options?.fua !== true && this.#service.tryWriteNow(this.#options.volumeId, this.#options.generation, offset, data, this.#opened)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(toError(err));
+    }
+    return this.#executeVoid(Opcode.WRITE, options?.fua === true ? RequestFlag.FUA : 0, offset, data.length, data);
+  }
+
+  async #executeVoid(opcode: Opcode, flags: number, offset: number, lengthBytes: number, payload: Buffer): Promise<void> {
+    await this.#execute(opcode, flags, offset, lengthBytes, payload);
   }
 
   async flush(): Promise<void> {
@@ -88,6 +98,11 @@ export class LocalReplica implements BlockDevice {
   /** The activity log over [offset, +lengthBytes) (failover resync, invariant 4). */
   async getActivity(offset: number, lengthBytes: number): Promise<RegionList> {
     return decoded(decodeRegionList(await this.#execute(Opcode.GET_ACTIVITY, 0, offset, lengthBytes)));
+  }
+
+  /** MARK_REPAIRED (issue 7): made identical to a good source; the unclean flag clears durably. */
+  async markRepaired(): Promise<void> {
+    await this.#execute(Opcode.MARK_REPAIRED, 0, 0, 0);
   }
 
   #execute(opcode: Opcode, flags: number, offset: number, lengthBytes: number, payload: Buffer = Buffer.alloc(0), readTarget?: Buffer): Promise<Buffer> {

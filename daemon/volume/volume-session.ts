@@ -125,6 +125,7 @@ export class VolumeSession {
         local: replica.local,
         device: replica.device,
         getActivity: (offset: number, length: number) => replica.device.getActivity(offset, length),
+        markRepaired: () => replica.device.markRepaired(),
       }));
     const resync = await reconcileInFlightRegions(candidates, { sizeBytes: placement.sizeBytes }, { logger });
     if (resync.sourceId === null) throw noCurrentReplicaError(placement.name, placement.replicas, 'none reachable');
@@ -193,7 +194,10 @@ export class VolumeSession {
     const ownActivity = await activeByteRegions({ id: nodeId, local: false, device, getActivity: (offset, length) => device.getActivity(offset, length) }, this.volume.sizeBytes);
     this.#logger.info({ replica: nodeId, ownActiveRegions: ownActivity.length }, 'rebuilding replica');
     const missedBefore = (): Promise<RegionSet> => this.#changedSinceFault(nodeId);
-    return this.volume.rebuildReplica(nodeId, { regions: 'dirty', extraRegions: ownActivity, missedBefore, ...(onProgress === undefined ? {} : { onProgress }) });
+    // Issue 7: caught up over everything it missed and its own activity (where any write it lost lies),
+    // it is identical to the in-sync replicas: it stops counting as unclean before it re-enters the set.
+    const beforeJoin = (): Promise<void> => device.markRepaired();
+    return this.volume.rebuildReplica(nodeId, { regions: 'dirty', extraRegions: ownActivity, missedBefore, beforeJoin, ...(onProgress === undefined ? {} : { onProgress }) });
   }
 
   /**

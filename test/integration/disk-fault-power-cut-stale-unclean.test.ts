@@ -17,17 +17,17 @@
  * regions are then copied over n2 and n3: the acknowledged writes are lost
  * everywhere.
  *
- * Fix (blockdev/replica + daemon/volume, other teammates' files at the time;
- * the assertion below is a `todo` until then): the flag must mean "this
+ * Fixed (blockdev/replica + daemon/volume): the flag now means "this
  * replica may lack writes it acknowledged and has not been repaired since":
- * keep it per volume in the replica service, set for every volume at an
- * unclean start, and clear it for a volume once the replica has been made
- * identical to a source (a failover resync that copied to it, or a rebuild
- * committed in sync), e.g. with a flag on the owner's first request after
- * that.
+ * kept per volume and durably by the replica service (replica-database.ts
+ * `unclean!`), set for every volume held at an unclean start (not for one
+ * created later), and cleared by the owner's MARK_REPAIRED once the replica
+ * was made identical to a source (a failover resync that copied to it, or a
+ * rebuild before it is committed in sync).
  */
-import t from 'tap';
-import { startFailpointMember } from './fixtures/failpoint-cluster.js';
+import t, { type Test } from 'tap';
+import type { DaemonProcess } from '../helpers/daemon-harness.js';
+import { startFailpointMember, waitAllUp, waitHealthy } from './fixtures/failpoint-cluster.js';
 import { NbdWorker } from '../soak/nbd-worker.js';
 import { BlockModel } from '../soak/soak-model.js';
 
@@ -37,7 +37,6 @@ const OP_TIMEOUT_MS = 20_000;
 const ENV = { PLINTH_NODE_DOWN_AFTER_MS: '30000' };
 const POWER_LOSS = { ...ENV, PLINTH_TEST_DISK: 'power-loss:seed=7' };
 const PREFIX = 'plinth-fp-unclean-';
-const STALE_UNCLEAN_FLAG = 'known bug: the unclean-restart flag never clears, so a power-cut owner wins the tie as failover source';
 
 t.test('a power cut of the owner loses nothing when the other replicas restarted uncleanly long before', async (t) => {
   const n1 = await startFailpointMember(t, 'n1', { env: POWER_LOSS, dataDirPrefix: PREFIX });
@@ -57,12 +56,59 @@ t.test('a power cut of the owner loses nothing when the other replicas restarted
   const model = new BlockModel('pcu', 4096);
   t.match(await worker.request({ op: 'connect', uri: n1.nbdUri('pcu') }, OP_TIMEOUT_MS), { ok: true }, 'connected to n1 (the owner)');
   t.match(await worker.request({ op: 'flush' }, OP_TIMEOUT_MS), { ok: true }, 'allocation and metadata made durable first');
-  for (let block = 0; block < BLOCKS; block++) {
-    const version = model.beginWrite(block * 17);
-    const reply = await worker.request({ op: 'write', block: block * 17, version }, OP_TIMEOUT_MS);
-    if (reply.ok) model.acknowledge(block * 17);
-    else model.fail(block * 17);
+  await powerCutOwnerLosesNothing(t, n1, worker, model, 'pcu');
+});
+
+/**
+ * The soak's own shape: n2 and n3 crash while they hold the volume (their
+ * replicas there are flagged unclean, rightly: they may have lost writes),
+ * the owner faults each, and its rebuild repairs it (MARK_REPAIRED before
+ * replica.in-sync). Their flags are gone by the time the owner loses power,
+ * so they do not tie with it as failover source.
+ */
+t.test('replicas that crashed holding the volume are repaired by their rebuild: the owner\'s later power cut loses nothing', async (t) => {
+  const n1 = await startFailpointMember(t, 'n1', { env: POWER_LOSS, dataDirPrefix: PREFIX });
+  const n2 = await startFailpointMember(t, 'n2', { join: n1, env: ENV, dataDirPrefix: PREFIX });
+  const n3 = await startFailpointMember(t, 'n3', { join: n2, env: ENV, dataDirPrefix: PREFIX });
+  await waitAllUp(n1, 3);
+  const created = await n1.api('POST', '/v1/volumes', { name: 'pcr', size: '16MiB', replicas: 3 });
+  t.equal(created.status, 201, `create: ${JSON.stringify(created.body)}`);
+  const worker = new NbdWorker();
+  t.teardown(() => worker.close());
+  const model = new BlockModel('pcr', 4096);
+  t.match(await worker.request({ op: 'connect', uri: n1.nbdUri('pcr') }, OP_TIMEOUT_MS), { ok: true }, 'connected to n1 (the owner)');
+  for (const [index, replica] of [n2, n3].entries()) {
+    await writeBlocks(worker, model, 8, (block) => block * 17 + 1 + index);
+    t.match(await worker.request({ op: 'flush' }, OP_TIMEOUT_MS), { ok: true }, 'written and flushed while every replica is in sync');
+    await replica.kill();
+    // Writes while it is down fault it out of the in-sync set (invariant 2); its rebuild follows its restart.
+    await writeBlocks(worker, model, 8, (block) => block * 17 + 3 + index);
+    const restarted = await startFailpointMember(t, replica === n2 ? 'n2' : 'n3', { restartOf: replica, env: ENV });
+    t.match(restarted.stdout(), /did not shut down cleanly/, `${replica === n2 ? 'n2' : 'n3'} restarted uncleanly, holding the volume`);
+    await waitHealthy(n1, 'pcr', 60_000);
+    t.pass(`${replica === n2 ? 'n2' : 'n3'} rebuilt and back in sync`);
   }
+  await powerCutOwnerLosesNothing(t, n1, worker, model, 'pcr');
+});
+
+async function writeBlocks(worker: NbdWorker, model: BlockModel, count: number, blockOf: (index: number) => number): Promise<void> {
+  for (let index = 0; index < count; index++) {
+    const block = blockOf(index);
+    const version = model.beginWrite(block);
+    const reply = await worker.request({ op: 'write', block, version }, OP_TIMEOUT_MS);
+    if (reply.ok) model.acknowledge(block);
+    else model.fail(block);
+  }
+}
+
+/**
+ * BLOCKS acknowledged, unflushed writes through the owner n1, which loses
+ * power at the next FLUSH and restarts; its client reconnects to it and
+ * every block must read back as acknowledged (the failover resync must not
+ * take n1's power-cut replica as the source).
+ */
+async function powerCutOwnerLosesNothing(t: Test, n1: DaemonProcess, worker: NbdWorker, model: BlockModel, volume: string): Promise<void> {
+  await writeBlocks(worker, model, BLOCKS, (block) => block * 17);
   const armed = await n1.api('PUT', '/v1/debug/failpoints', { spec: 'disk.sync=power-cut:times=1' });
   t.equal(armed.status, 200, 'power cut armed at the next disk sync of n1');
   const flush = await worker.request({ op: 'flush' }, OP_TIMEOUT_MS);
@@ -70,7 +116,7 @@ t.test('a power cut of the owner loses nothing when the other replicas restarted
   await n1.waitForExit({ timeoutMs: 10_000 });
 
   const restarted = await startFailpointMember(t, 'n1', { restartOf: n1, env: POWER_LOSS });
-  t.match(await worker.request({ op: 'connect', uri: restarted.nbdUri('pcu') }, OP_TIMEOUT_MS), { ok: true }, 'reconnected to n1');
+  t.match(await worker.request({ op: 'connect', uri: restarted.nbdUri(volume) }, OP_TIMEOUT_MS), { ok: true }, 'reconnected to n1');
   const read = await worker.request({ op: 'read-range', first: 0, count: BLOCKS * 17 }, OP_TIMEOUT_MS);
   t.ok(read.ok && read.blocks !== undefined, 'read everything back');
   const wrong: string[] = [];
@@ -78,5 +124,5 @@ t.test('a power cut of the owner loses nothing when the other replicas restarted
     const violation = model.check(block, typeof value === 'number' ? { kind: 'version', version: value } : { kind: 'garbage', detail: value }, 'after restart');
     if (violation !== undefined) wrong.push(`${block}: read ${violation.read}, acknowledged ${violation.allowed.join('|')}`);
   });
-  t.same(wrong, [], `every acknowledged write reads back after the owner's power cut (${wrong.length} of ${BLOCKS} do not)`, { todo: STALE_UNCLEAN_FLAG });
-});
+  t.same(wrong, [], `every acknowledged write reads back after the owner's power cut (${wrong.length} of ${BLOCKS * 17} blocks do not)`);
+}

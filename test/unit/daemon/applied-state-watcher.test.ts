@@ -6,7 +6,7 @@ import { replicaLine } from '../../../api/cli/commands/volume.js';
 import { applyCommand } from '../../../daemon/state/apply-command.js';
 import { emptyClusterState, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import type { Command } from '../../../daemon/state/commands.js';
-import { AppliedStateWatcher, attachedHere, deletedReplicaOfEntry, deletedReplicasOf, freeVolumeSpace } from '../../../daemon/volume/applied-state-watcher.js';
+import { AppliedStateWatcher, attachedHere, freeVolumeSpace, replicaGoneByEntry, replicasGoneFrom } from '../../../daemon/volume/applied-state-watcher.js';
 import { ClusterStateMachine, encodeCommand } from '../../../daemon/cluster/cluster-state-machine.js';
 import { MemoryPool } from '../../helpers/memory-pool.js';
 
@@ -30,14 +30,18 @@ function cluster(): ClusterState {
   return apply(state, { type: 'volume.attach', name: 'a', nodeId: 'n1' });
 }
 
-t.test('deletedReplicasOf names only volumes gone that held a replica here', async (t) => {
+t.test('replicasGoneFrom names only replicas held here that the new state no longer places here', async (t) => {
   const before = cluster();
   const detached = apply(before, { type: 'volume.detach', name: 'a' });
-  t.same(deletedReplicasOf(before, detached, 'n1'), [], 'a detach deletes nothing');
+  t.same(replicasGoneFrom(before, detached, 'n1'), [], 'a detach deletes nothing');
   const after = apply(detached, { type: 'volume.delete', name: 'a' });
-  t.same(deletedReplicasOf(detached, after, 'n1'), [{ volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB }]);
-  t.same(deletedReplicasOf(detached, after, 'n2'), [{ volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB }]);
-  t.same(deletedReplicasOf(detached, after, 'n3'), [], 'n3 held no replica of a');
+  t.same(replicasGoneFrom(detached, after, 'n1'), [{ volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB }]);
+  t.same(replicasGoneFrom(detached, after, 'n2'), [{ volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB }]);
+  t.same(replicasGoneFrom(detached, after, 'n3'), [], 'n3 held no replica of a');
+
+  const moved = apply(apply(before, { type: 'replica.add', name: 'b', nodeId: 'n1', at: '2026-01-01T00:00:01.000Z' }), { type: 'replica.remove', name: 'b', nodeId: 'n3' });
+  t.same(replicasGoneFrom(before, moved, 'n3'), [{ volumeId: 'id-b', name: 'b', sizeBytes: 4 * MiB }], 'a replica moved off n3 is gone from n3');
+  t.same(replicasGoneFrom(before, moved, 'n2'), [], 'n2 still holds b');
 });
 
 t.test('attachedHere follows the committed owner', async (t) => {
@@ -130,15 +134,36 @@ t.test('a volume created and deleted between two passes is still freed (seen ent
   t.equal(pool.stats().usedBytes, 0);
 });
 
-t.test('deletedReplicaOfEntry: only an accepted volume.delete of a replica held here', async (t) => {
+t.test('replicaGoneByEntry: an accepted volume.delete of a replica held here, or a replica.remove of this node', async (t) => {
   const state = cluster();
   const volume = state.volumes['a'];
   if (volume === undefined) throw new Error('fixture lost volume a');
-  const deleted = { type: 'volume' as const, volume };
-  t.same(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, deleted, 'n1'), { volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB });
-  t.equal(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, deleted, 'n3'), undefined, 'n3 held no replica');
-  t.equal(deletedReplicaOfEntry({ type: 'volume.delete', name: 'a' }, new PlinthError('VOLUME_ATTACHED', 'attached'), 'n1'), undefined, 'a refused delete frees nothing');
-  t.equal(deletedReplicaOfEntry({ type: 'volume.detach', name: 'a' }, deleted, 'n1'), undefined, 'a detach frees nothing');
+  const outcome = { type: 'volume' as const, volume };
+  t.same(replicaGoneByEntry({ type: 'volume.delete', name: 'a' }, outcome, 'n1'), { volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB });
+  t.equal(replicaGoneByEntry({ type: 'volume.delete', name: 'a' }, outcome, 'n3'), undefined, 'n3 held no replica');
+  t.equal(replicaGoneByEntry({ type: 'volume.delete', name: 'a' }, new PlinthError('VOLUME_ATTACHED', 'attached'), 'n1'), undefined, 'a refused delete frees nothing');
+  t.equal(replicaGoneByEntry({ type: 'volume.detach', name: 'a' }, outcome, 'n1'), undefined, 'a detach frees nothing');
+  t.same(replicaGoneByEntry({ type: 'replica.remove', name: 'a', nodeId: 'n2' }, outcome, 'n2'), { volumeId: 'id-a', name: 'a', sizeBytes: 4 * MiB }, 'a replica removed from n2');
+  t.equal(replicaGoneByEntry({ type: 'replica.remove', name: 'a', nodeId: 'n2' }, outcome, 'n1'), undefined, 'another node\'s removal');
+  t.equal(replicaGoneByEntry({ type: 'replica.remove', name: 'a', nodeId: 'n1' }, outcome, 'n1'), undefined, 'never the owner\'s own replica (a is attached to n1)');
+});
+
+t.test('a replica moved off this node is freed, after the replica server forgot it', async (t) => {
+  const pool = new MemoryPool({ capacityBytes: 64 * MiB });
+  const store = await pool.openVolume('id-b', 4 * MiB);
+  await store.write(0, Buffer.alloc(4096, 9));
+  let state = cluster();
+  const forgotten: string[] = [];
+  const watcher = new AppliedStateWatcher(
+    { nodeId: 'n3', intervalMs: 60_000 },
+    { state: () => state, pool, logger, releaseUnowned: async () => undefined, forgetReplica: async (volumeId) => void forgotten.push(volumeId) },
+  );
+  t.teardown(() => watcher.close());
+  state = apply(apply(state, { type: 'replica.add', name: 'b', nodeId: 'n1', at: '2026-01-01T00:00:01.000Z' }), { type: 'replica.remove', name: 'b', nodeId: 'n3' });
+  await watcher.check();
+  t.same(forgotten, ['id-b'], 'the replica server let go first');
+  t.notOk(pool.volumes.has('id-b'), 'the moved replica\'s space is free');
+  t.equal(pool.stats().usedBytes, 0);
 });
 
 t.test('rebuild progress per replica node, and the CLI line', async (t) => {
