@@ -21,7 +21,8 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts a TCP connection on the loopback port now (also test/setup/tgt-fixture.ts). */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: LOOPBACK, port });
     socket.once('connect', () => {

@@ -18,7 +18,6 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseSize } from '../common/sizes.js';
 import { cells, formatNumber, formatRatio, median, renderAligned } from './bench-table.js';
@@ -28,6 +27,8 @@ import { measureRebuilds, type RebuildMeasurement, type RebuildResults } from '.
 import { startClusterTarget } from './cluster-target.js';
 import { formatCpuPerOp } from './cluster-cpu.js';
 import { renderProfileDir } from './cpu-profile-summary.js';
+import { positiveInteger } from './bench-args.js';
+import { runIfMain } from './bench-run.js';
 
 const MIB = 1024 * 1024;
 const SECTIONS = ['iops', 'rebuild', 'failover'] as const;
@@ -58,12 +59,6 @@ interface ClusterBenchResults {
   iops?: IopsRowResult[];
   rebuild?: RebuildResults;
   failoverMs?: number[];
-}
-
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${flag} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 export function parseClusterBenchArgs(argv: readonly string[]): ClusterBenchOptions {
@@ -247,10 +242,4 @@ async function main(): Promise<void> {
   if (options.cpuProfileDir !== undefined) process.stdout.write(`\n${await renderProfileDir(options.cpuProfileDir, 25)}\n`);
 }
 
-const invokedPath = process.argv[1];
-if (invokedPath !== undefined && pathToFileURL(resolve(invokedPath)).href === import.meta.url) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`cluster-bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, 'cluster-bench', main);

@@ -6,6 +6,7 @@
  * difference is the synchronous fan-out to two remote replicas. fio drives
  * n1's NBD port; rounds alternate which volume goes first; medians compare.
  */
+import { forEachAlternating } from './bench-run.js';
 import { median, medianResult } from './bench-table.js';
 import { type CpuPerOp, cpuPerOp, formatCpuPerOp, processCpu } from './cluster-cpu.js';
 import type { ClusterMember, ClusterTarget } from './cluster-target.js';
@@ -70,30 +71,27 @@ export async function measureIops(cluster: ClusterTarget, options: IopsOptions):
   for (const row of IOPS_ROWS.filter((candidate) => options.rowIds.includes(candidate.id))) {
     const results = new Map<string, FioResult[]>(VOLUMES.map((volume) => [volume.name, []]));
     const cpu = new Map<string, RowCpu[]>(VOLUMES.map((volume) => [volume.name, []]));
-    for (let round = 0; round < options.rounds; round += 1) {
-      const ordered = round % 2 === 0 ? VOLUMES : [...VOLUMES].reverse();
-      for (const volume of ordered) {
-        const before = await sampleCpu(owner, others);
-        const result = await runFio({
-          uri: owner.nbdUri(volume.name),
-          rw: row.rw,
-          blockSizeBytes: row.blockSizeBytes,
-          ioDepth: row.ioDepth,
-          sizeBytes: options.sizeBytes,
-          runtimeSec: options.runtimeSec,
-        });
-        const after = await sampleCpu(owner, others);
-        // fio's time-based run: requests done ~= IOPS x runtime (connect and ramp are a rounding error).
-        const requests = result.iops * options.runtimeSec;
-        const runCpu = rowCpu(before, after, requests);
-        options.progress(
-          `${row.id} round ${round + 1}/${options.rounds} ${volume.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s, p99 ${result.p99Us.toFixed(0)} us; ` +
-            `CPU us/req owner ${formatCpuPerOp(runCpu.owner)}, per other node ${formatCpuPerOp(runCpu.replica)}`,
-        );
-        results.get(volume.name)?.push(result);
-        cpu.get(volume.name)?.push(runCpu);
-      }
-    }
+    await forEachAlternating(options.rounds, VOLUMES, async (volume, round) => {
+      const before = await sampleCpu(owner, others);
+      const result = await runFio({
+        uri: owner.nbdUri(volume.name),
+        rw: row.rw,
+        blockSizeBytes: row.blockSizeBytes,
+        ioDepth: row.ioDepth,
+        sizeBytes: options.sizeBytes,
+        runtimeSec: options.runtimeSec,
+      });
+      const after = await sampleCpu(owner, others);
+      // fio's time-based run: requests done ~= IOPS x runtime (connect and ramp are a rounding error).
+      const requests = result.iops * options.runtimeSec;
+      const runCpu = rowCpu(before, after, requests);
+      options.progress(
+        `${row.id} round ${round + 1}/${options.rounds} ${volume.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s, p99 ${result.p99Us.toFixed(0)} us; ` +
+          `CPU us/req owner ${formatCpuPerOp(runCpu.owner)}, per other node ${formatCpuPerOp(runCpu.replica)}`,
+      );
+      results.get(volume.name)?.push(result);
+      cpu.get(volume.name)?.push(runCpu);
+    });
     rows.push({
       row: row.id,
       oneReplica: medianResult(results.get('bench-1r') ?? []),

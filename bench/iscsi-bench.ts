@@ -8,12 +8,9 @@
  *        [--rows 4k-randread-qd1,...] [--targets plinth,tgt] [--cpu-prof DIR]
  *        [--json] [--work-dir DIR]
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { parseSize } from '../common/sizes.js';
+import { mkdir } from 'node:fs/promises';
+import { type SideBySideOptions, parseSideBySideArgs, positiveNumber } from './bench-args.js';
+import { forEachAlternating, runIfMain, startAll, withTargets } from './bench-run.js';
 import { formatNumber, formatRatio, median, renderAligned } from './bench-table.js';
 import { renderProfileDir } from './cpu-profile-summary.js';
 import { type QemuBenchResult, runQemuBench } from './iscsi-qemu-bench.js';
@@ -47,18 +44,10 @@ export const ISCSI_BENCH_ROWS: readonly BenchRow[] = [
   { id: '1m-write-qd8', write: true, blockSizeBytes: MIB, ioDepth: 8, random: false },
 ];
 
-type TargetName = IscsiBenchTarget['name'];
+const TARGET_NAMES = ['plinth', 'tgt'] as const satisfies readonly IscsiBenchTarget['name'][];
+type TargetName = (typeof TARGET_NAMES)[number];
 
-interface BenchOptions {
-  readonly runtimeSec: number;
-  readonly rounds: number;
-  readonly sizeBytes: number;
-  readonly rows: readonly BenchRow[];
-  readonly targets: readonly TargetName[];
-  readonly cpuProfileDir: string | undefined;
-  readonly json: boolean;
-  readonly workDir: string | undefined;
-}
+type BenchOptions = SideBySideOptions<BenchRow, TargetName>;
 
 interface Measured {
   readonly iops: number;
@@ -71,50 +60,15 @@ export interface IscsiRowResult {
   readonly tgt: Measured;
 }
 
-function positiveNumber(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${flag} must be a positive number, got "${text}"`);
-  return value;
-}
-
 export function parseIscsiBenchArgs(argv: readonly string[]): BenchOptions {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      'runtime-sec': { type: 'string', default: '5' },
-      rounds: { type: 'string', default: '3' },
-      size: { type: 'string', default: '1GiB' },
-      rows: { type: 'string' },
-      targets: { type: 'string', default: 'plinth,tgt' },
-      'cpu-prof': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'work-dir': { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: false,
+  const options = parseSideBySideArgs(argv, {
+    rows: ISCSI_BENCH_ROWS,
+    targets: TARGET_NAMES,
+    parseRuntimeSec: positiveNumber,
+    parseRounds: (text, flag) => Math.ceil(positiveNumber(text, flag)),
   });
-  const rowIds = values.rows?.split(',') ?? ISCSI_BENCH_ROWS.map((row) => row.id);
-  const rows = rowIds.map((id) => {
-    const row = ISCSI_BENCH_ROWS.find((candidate) => candidate.id === id);
-    if (row === undefined) throw new Error(`unknown row "${id}"; rows: ${ISCSI_BENCH_ROWS.map((r) => r.id).join(', ')}`);
-    return row;
-  });
-  const targets = values.targets.split(',').map((name): TargetName => {
-    if (name !== 'plinth' && name !== 'tgt') throw new Error(`unknown target "${name}"; use plinth,tgt`);
-    return name;
-  });
-  const sizeBytes = parseSize(values.size);
-  if (sizeBytes % MIB !== 0) throw new Error('--size must be a whole number of MiB');
-  return {
-    runtimeSec: positiveNumber(values['runtime-sec'], 'runtime-sec'),
-    rounds: Math.ceil(positiveNumber(values.rounds, 'rounds')),
-    sizeBytes,
-    rows,
-    targets,
-    cpuProfileDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
-    json: values.json,
-    workDir: values['work-dir'],
-  };
+  if (options.sizeBytes % MIB !== 0) throw new Error('--size must be a whole number of MiB');
+  return options;
 }
 
 function progress(message: string): void {
@@ -148,15 +102,11 @@ async function measureRow(row: BenchRow, targets: readonly IscsiBenchTarget[], o
   const counts = new Map<TargetName, number>();
   for (const target of targets) counts.set(target.name, await calibrate(row, target, options.runtimeSec));
   const results = new Map<TargetName, QemuBenchResult[]>(targets.map((target) => [target.name, []]));
-  for (let round = 0; round < options.rounds; round += 1) {
-    // Alternate which target goes first so drift (page cache, neighbours) does not always favour the same one.
-    const ordered = round % 2 === 0 ? targets : [...targets].reverse();
-    for (const target of ordered) {
-      const result = await runRow(row, target, counts.get(target.name) ?? 1, options.runtimeSec);
-      progress(`${row.id} round ${round + 1}/${options.rounds} ${target.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s`);
-      results.get(target.name)?.push(result);
-    }
-  }
+  await forEachAlternating(options.rounds, targets, async (target, round) => {
+    const result = await runRow(row, target, counts.get(target.name) ?? 1, options.runtimeSec);
+    progress(`${row.id} round ${round + 1}/${options.rounds} ${target.name}: ${result.iops.toFixed(0)} IOPS, ${result.mibPerSec.toFixed(1)} MiB/s`);
+    results.get(target.name)?.push(result);
+  });
   const medianOf = (name: TargetName): Measured => {
     const list = results.get(name) ?? [];
     return { iops: median(list.map((r) => r.iops)), mibPerSec: median(list.map((r) => r.mibPerSec)) };
@@ -177,40 +127,21 @@ export function renderIscsiTable(rows: readonly IscsiRowResult[]): string {
   return renderAligned(header, body);
 }
 
-async function startTargets(options: BenchOptions, workDir: string): Promise<IscsiBenchTarget[]> {
-  const targets: IscsiBenchTarget[] = [];
-  try {
-    for (const name of options.targets) {
-      if (name === 'tgt') {
-        targets.push(await startTgtIscsiTarget(workDir, options.sizeBytes));
-        continue;
-      }
-      if (options.cpuProfileDir !== undefined) await mkdir(options.cpuProfileDir, { recursive: true });
-      targets.push(await startPlinthIscsiTarget(workDir, 'bench', options.sizeBytes, options.cpuProfileDir));
-    }
-    return targets;
-  } catch (err: unknown) {
-    await Promise.all(targets.map((target) => target.stop()));
-    throw err;
-  }
+function startTargets(options: BenchOptions, workDir: string): Promise<IscsiBenchTarget[]> {
+  return startAll(options.targets, async (name) => {
+    if (name === 'tgt') return startTgtIscsiTarget(workDir, options.sizeBytes);
+    if (options.cpuProfileDir !== undefined) await mkdir(options.cpuProfileDir, { recursive: true });
+    return startPlinthIscsiTarget(workDir, 'bench', options.sizeBytes, options.cpuProfileDir);
+  });
 }
 
-export async function runIscsiBench(options: BenchOptions): Promise<IscsiRowResult[]> {
-  const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'plinth-iscsi-bench-')));
-  await mkdir(workDir, { recursive: true });
-  try {
-    const targets = await startTargets(options, workDir);
-    try {
-      for (const target of targets) await preFill(target, options.sizeBytes);
-      const rows: IscsiRowResult[] = [];
-      for (const row of options.rows) rows.push(await measureRow(row, targets, options));
-      return rows;
-    } finally {
-      await Promise.all(targets.map((target) => target.stop()));
-    }
-  } finally {
-    if (options.workDir === undefined) await rm(workDir, { recursive: true, force: true });
-  }
+export function runIscsiBench(options: BenchOptions): Promise<IscsiRowResult[]> {
+  return withTargets(options.workDir, 'plinth-iscsi-bench-', (workDir) => startTargets(options, workDir), async (targets) => {
+    for (const target of targets) await preFill(target, options.sizeBytes);
+    const rows: IscsiRowResult[] = [];
+    for (const row of options.rows) rows.push(await measureRow(row, targets, options));
+    return rows;
+  });
 }
 
 async function main(): Promise<void> {
@@ -223,10 +154,4 @@ async function main(): Promise<void> {
   if (options.cpuProfileDir !== undefined && options.targets.includes('plinth')) process.stdout.write(`\n${await renderProfileDir(options.cpuProfileDir, 25)}\n`);
 }
 
-const invokedPath = process.argv[1];
-if (invokedPath !== undefined && pathToFileURL(resolve(invokedPath)).href === import.meta.url) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`iscsi-bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, 'iscsi-bench', main);

@@ -15,12 +15,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
+import { canConnect, LOOPBACK } from '../../bench/bench-process.js';
 import { pickFreePorts } from '../helpers/daemon-harness.js';
 import { describeRun, exitsWithin, killAndWait, run, runOk, toolEnv } from './e2e-process.js';
 
-export const LOOPBACK = '127.0.0.1';
+export { LOOPBACK };
 export const TGT_TOOLS = ['tgtd', 'tgtadm', 'setpriv'] as const;
 /** tgt's LUN 0 is its controller; the file LUN is 1. */
 export const TGT_DISK_LUN = 1;
@@ -58,17 +58,6 @@ async function createSparseFile(path: string, sizeBytes: number): Promise<void> 
   } finally {
     await handle.close();
   }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: LOOPBACK, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 function tgtadm(controlPort: number, args: readonly string[]): Promise<unknown> {

@@ -1,28 +1,13 @@
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
-import { applyCommand, type Applied } from '../../../daemon/state/apply-command.js';
+import type { Applied } from '../../../daemon/state/apply-command.js';
 import { emptyClusterState, replicaNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
+import { ADDRESSES, ok, refused, withNodes as withNodesJoined } from './helpers/cluster-state-fixture.js';
 
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
 const GiB = 1024 ** 3;
 
-function ok(state: ClusterState, command: Command): Applied {
-  const outcome = applyCommand(state, command);
-  if (outcome instanceof PlinthError) throw outcome;
-  return outcome;
-}
-
-function refused(state: ClusterState, command: Command): PlinthError {
-  const outcome = applyCommand(state, command);
-  if (!(outcome instanceof PlinthError)) throw new Error(`expected ${command.type} to be refused`);
-  return outcome;
-}
-
 function withNodes(...ids: string[]): ClusterState {
-  let state = ok(emptyClusterState(), { type: 'cluster.init', clusterId: 'c1' }).state;
-  for (const id of ids) state = ok(state, { type: 'node.join', nodeId: id, addresses: ADDRESSES, joinedAt: '2026-01-01T00:00:00.000Z' }).state;
-  return state;
+  return withNodesJoined(ids, '2026-01-01T00:00:00.000Z');
 }
 
 function create(name: string, extra: Partial<{ sizeBytes: number; replicaCount: number; id: string }> = {}): Command {

@@ -1,35 +1,17 @@
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
-import { applyCommand, type Applied } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, inSyncNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
+import { inSyncNodeIds, type ClusterState, type VolumeRecord } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
+import { ADDRESSES, ok, refused, withNodes } from './helpers/cluster-state-fixture.js';
 
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
 const AT = '2026-02-01T00:00:00.000Z';
 const LATER = '2026-02-01T00:05:00.000Z';
-
-function ok(state: ClusterState, command: Command): Applied {
-  const outcome = applyCommand(state, command);
-  if (outcome instanceof PlinthError) throw outcome;
-  return outcome;
-}
-
-function refused(state: ClusterState, command: Command): PlinthError {
-  const outcome = applyCommand(state, command);
-  if (!(outcome instanceof PlinthError)) throw new Error(`expected ${command.type} to be refused`);
-  return outcome;
-}
 
 function apply(state: ClusterState, ...commands: Command[]): ClusterState {
   return commands.reduce((current, command) => ok(current, command).state, state);
 }
 
 function cluster(...ids: string[]): ClusterState {
-  return apply(
-    emptyClusterState(),
-    { type: 'cluster.init', clusterId: 'c1' },
-    ...ids.map((nodeId): Command => ({ type: 'node.join', nodeId, addresses: ADDRESSES, joinedAt: AT })),
-  );
+  return withNodes(ids, AT);
 }
 
 function volume(state: ClusterState, name = 'v'): VolumeRecord {

@@ -1,29 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
-import type { Config } from '../../../daemon/config/config-types.js';
-import { resolveConfig, type ConfigInput } from '../../../daemon/config/resolve-config.js';
-
-const noFile = (path: string): string => {
-  throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-};
-
-function input(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigInput {
-  return { argv, env, readConfigFile: (path) => files[path] ?? noFile(path) };
-}
-
-function run(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): Config {
-  const outcome = resolveConfig(input(argv, env, files));
-  if (outcome instanceof PlinthError) throw outcome;
-  if (outcome.action !== 'run') throw new Error(`expected run, got ${outcome.action}`);
-  return outcome.config;
-}
-
-function refusal(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): PlinthError {
-  const outcome = resolveConfig(input(argv, env, files));
-  if (!(outcome instanceof PlinthError)) throw new Error('expected a CONFIG_INVALID refusal');
-  return outcome;
-}
+import { resolveConfig } from '../../../daemon/config/resolve-config.js';
+import { configInput as input, refusal, run } from './helpers/config-fixture.js';
 
 t.test('defaults', async (t) => {
   const config = run([]);

@@ -1,35 +1,12 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
-import type { Config } from '../../../daemon/config/config-types.js';
-import { resolveConfig, type ConfigInput } from '../../../daemon/config/resolve-config.js';
+import { refusal, run } from './helpers/config-fixture.js';
 import { createLogger } from '../../../daemon/logging/create-logger.js';
 
 /** Cluster-wide iSCSI CHAP settings (docs/operations.md "iSCSI CHAP"): flags, YAML, env, secret files, validation. */
 
 const SECRET = 'initiator-secret-1';
 const TARGET_SECRET = 'target-secret-22';
-
-const noFile = (path: string): string => {
-  throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-};
-
-function input(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigInput {
-  return { argv, env, readConfigFile: (path) => files[path] ?? noFile(path) };
-}
-
-function run(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): Config {
-  const outcome = resolveConfig(input(argv, env, files));
-  if (outcome instanceof PlinthError) throw outcome;
-  if (outcome.action !== 'run') throw new Error(`expected run, got ${outcome.action}`);
-  return outcome.config;
-}
-
-function refusal(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): PlinthError {
-  const outcome = resolveConfig(input(argv, env, files));
-  if (!(outcome instanceof PlinthError)) throw new Error('expected a CONFIG_INVALID refusal');
-  return outcome;
-}
 
 t.test('no CHAP settings: iscsiChap is null', async (t) => {
   t.equal(run([]).iscsiChap, null);

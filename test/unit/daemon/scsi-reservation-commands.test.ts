@@ -1,15 +1,13 @@
 import t from 'tap';
 import type { ReservationImage } from '../../../blockdev/iscsi/scsi/scsi-reservation-image.js';
 import { MAX_REGISTRATIONS } from '../../../blockdev/iscsi/scsi/scsi-persistent-reservations.js';
-import { PlinthError } from '../../../common/plinth-error.js';
-import { applyCommand, type Applied } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
-import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
+import { findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
+import { decodeCommand } from '../../../daemon/state/commands.js';
 import type { VolumeScsiReservationsCommand } from '../../../daemon/state/scsi-reservation-commands.js';
+import { ok, refused, withNodes } from './helpers/cluster-state-fixture.js';
 
 /** volume.scsi-reservations: iSCSI persistent reservations in the cluster state, owner-only (invariant 3). */
 
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
 const AT = '2026-01-01T00:00:00.000Z';
 
 const NEXUS_ONE = { initiatorName: 'iqn.2026-11.test:one', isid: '400000000001', targetPortalGroupTag: 1 };
@@ -26,22 +24,9 @@ const IMAGE: ReservationImage = {
   reservation: { holder: NEXUS_ONE, type: 1 },
 };
 
-function ok(state: ClusterState, command: Command): Applied {
-  const outcome = applyCommand(state, command);
-  if (outcome instanceof PlinthError) throw outcome;
-  return outcome;
-}
-
-function refused(state: ClusterState, command: Command): PlinthError {
-  const outcome = applyCommand(state, command);
-  if (!(outcome instanceof PlinthError)) throw new Error(`expected ${command.type} to be refused`);
-  return outcome;
-}
-
 /** Nodes n1, n2; volume v1 (replicas on both) attached to n1 at generation 1. */
 function attachedState(): ClusterState {
-  let state = ok(emptyClusterState(), { type: 'cluster.init', clusterId: 'c1' }).state;
-  for (const nodeId of ['n1', 'n2']) state = ok(state, { type: 'node.join', nodeId, addresses: ADDRESSES, joinedAt: AT }).state;
+  let state = withNodes(['n1', 'n2'], AT);
   state = ok(state, { type: 'volume.create', id: 'id-v1', name: 'v1', sizeBytes: 1024 ** 3, replicaCount: 2, createdAt: AT }).state;
   return ok(state, { type: 'volume.attach', name: 'v1', nodeId: 'n1' }).state;
 }

@@ -1,35 +1,19 @@
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
-import { applyCommand, type Applied } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
+import { findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
 import type { VolumeChapCommand } from '../../../daemon/state/volume-chap-commands.js';
 import { volumeView } from '../../../daemon/control/views.js';
+import { ok, refused, withNodes } from './helpers/cluster-state-fixture.js';
 
 /** volume.chap: per-volume iSCSI CHAP secrets in the cluster state (docs/iscsi.md "CHAP"). */
 
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
 const AT = '2026-01-01T00:00:00.000Z';
 const SECRET = 'initiator-secret-1';
 const TARGET_SECRET = 'target-secret-22';
 
-function ok(state: ClusterState, command: Command): Applied {
-  const outcome = applyCommand(state, command);
-  if (outcome instanceof PlinthError) throw outcome;
-  return outcome;
-}
-
-function refused(state: ClusterState, command: Command): PlinthError {
-  const outcome = applyCommand(state, command);
-  if (!(outcome instanceof PlinthError)) throw new Error(`expected ${command.type} to be refused`);
-  return outcome;
-}
-
 /** Nodes n1, n2; volume v1 (replicas on both), detached. */
 function baseState(): ClusterState {
-  let state = ok(emptyClusterState(), { type: 'cluster.init', clusterId: 'c1' }).state;
-  for (const nodeId of ['n1', 'n2']) state = ok(state, { type: 'node.join', nodeId, addresses: ADDRESSES, joinedAt: AT }).state;
-  return ok(state, { type: 'volume.create', id: 'id-v1', name: 'v1', sizeBytes: 1024 ** 3, replicaCount: 2, createdAt: AT }).state;
+  return ok(withNodes(['n1', 'n2'], AT), { type: 'volume.create', id: 'id-v1', name: 'v1', sizeBytes: 1024 ** 3, replicaCount: 2, createdAt: AT }).state;
 }
 
 function chapCommand(overrides: Partial<VolumeChapCommand> = {}): VolumeChapCommand {
