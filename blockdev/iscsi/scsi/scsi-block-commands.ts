@@ -119,15 +119,12 @@ export async function readBlocks(context: BlockCommandContext, task: ScsiTask): 
 }
 
 /**
- * WRITE (6/10/12/16) and WRITE AND VERIFY. When the initiator sent less than
- * the CDB asks for (EDTL < transfer length), only the whole blocks it sent
- * are written and the transport reports the overflow (RFC 7143 §11.4.5.2).
+ * What every write-type command checks before it touches the medium, and
+ * how many bytes it may write: only the whole blocks the initiator sent,
+ * at most what the CDB asks for.
  */
-export async function writeBlocks(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> {
+function checkedWrite(context: BlockCommandContext, task: ScsiTask): { request: ReturnType<typeof decodeReadWrite>; lengthBytes: number; sentBytes: number } {
   const request = decodeReadWrite(task.cdb);
-  const opcode = byteAt(task.cdb, 0);
-  const writeAndVerify =
-    opcode === Opcode.WRITE_AND_VERIFY_10 || opcode === Opcode.WRITE_AND_VERIFY_12 || opcode === Opcode.WRITE_AND_VERIFY_16;
   if (request.protect !== 0) {
     throw invalidFieldInCdb(1, 5);
   }
@@ -137,7 +134,19 @@ export async function writeBlocks(context: BlockCommandContext, task: ScsiTask):
   const { blockBytes } = context.geometry;
   const lengthBytes = request.blocks * blockBytes;
   const available = task.dataOut?.length ?? 0;
-  const writeBytes = Math.min(lengthBytes, Math.floor(available / blockBytes) * blockBytes);
+  return { request, lengthBytes, sentBytes: Math.min(lengthBytes, Math.floor(available / blockBytes) * blockBytes) };
+}
+
+/**
+ * WRITE (6/10/12/16) and WRITE AND VERIFY. When the initiator sent less than
+ * the CDB asks for (EDTL < transfer length), only the whole blocks it sent
+ * are written and the transport reports the overflow (RFC 7143 §11.4.5.2).
+ */
+export async function writeBlocks(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> {
+  const { request, lengthBytes, sentBytes: writeBytes } = checkedWrite(context, task);
+  const opcode = byteAt(task.cdb, 0);
+  const writeAndVerify =
+    opcode === Opcode.WRITE_AND_VERIFY_10 || opcode === Opcode.WRITE_AND_VERIFY_12 || opcode === Opcode.WRITE_AND_VERIFY_16;
   if (writeBytes > 0 && task.dataOut !== undefined) {
     const offset = byteOffset(context.geometry, request.lba);
     const data = task.dataOut.subarray(0, writeBytes);
@@ -346,17 +355,8 @@ export async function compareAndWrite(context: BlockCommandContext, task: ScsiTa
  * are merged, as for WRITE.
  */
 export async function orWrite(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> {
-  const request = decodeReadWrite(task.cdb);
-  if (request.protect !== 0) {
-    throw invalidFieldInCdb(1, 5);
-  }
-  assertWritable(context);
-  assertRangeInCapacity(context.geometry, request);
-  assertTransferLimit(task.cdb, context.geometry, request.blocks);
-  const { blockBytes } = context.geometry;
-  const lengthBytes = request.blocks * blockBytes;
+  const { request, lengthBytes, sentBytes: mergeBytes } = checkedWrite(context, task);
   const dataOut = task.dataOut ?? Buffer.alloc(0);
-  const mergeBytes = Math.min(lengthBytes, Math.floor(dataOut.length / blockBytes) * blockBytes);
   if (mergeBytes > 0) {
     const offset = byteOffset(context.geometry, request.lba);
     const release = await context.rangeLock.acquire(offset, mergeBytes);
