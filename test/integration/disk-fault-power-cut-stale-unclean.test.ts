@@ -25,17 +25,12 @@
  * was made identical to a source (a failover resync that copied to it, or a
  * rebuild before it is committed in sync).
  */
-import t, { type Test } from 'tap';
-import type { DaemonProcess } from '../helpers/daemon-harness.js';
+import t from 'tap';
 import { startFailpointMember, waitAllUp, waitHealthy } from './fixtures/failpoint-cluster.js';
+import { OP_TIMEOUT_MS, POWER_LOSS_ENV as POWER_LOSS, powerCutOwnerLosesNothing, SLOW_DOWN_DETECTOR_ENV as ENV, writeBlocks } from './fixtures/power-cut-owner.js';
 import { NbdWorker } from '../soak/nbd-worker.js';
 import { BlockModel } from '../soak/soak-model.js';
 
-const BLOCKS = 64;
-const OP_TIMEOUT_MS = 20_000;
-/** Keep n1 "up" in the cluster's view across its restart, as in the soak (the restart beat the down detector). */
-const ENV = { PLINTH_NODE_DOWN_AFTER_MS: '30000' };
-const POWER_LOSS = { ...ENV, PLINTH_TEST_DISK: 'power-loss:seed=7' };
 const PREFIX = 'plinth-fp-unclean-';
 
 t.test('a power cut of the owner loses nothing when the other replicas restarted uncleanly long before', async (t) => {
@@ -90,39 +85,3 @@ t.test('replicas that crashed holding the volume are repaired by their rebuild: 
   }
   await powerCutOwnerLosesNothing(t, n1, worker, model, 'pcr');
 });
-
-async function writeBlocks(worker: NbdWorker, model: BlockModel, count: number, blockOf: (index: number) => number): Promise<void> {
-  for (let index = 0; index < count; index++) {
-    const block = blockOf(index);
-    const version = model.beginWrite(block);
-    const reply = await worker.request({ op: 'write', block, version }, OP_TIMEOUT_MS);
-    if (reply.ok) model.acknowledge(block);
-    else model.fail(block);
-  }
-}
-
-/**
- * BLOCKS acknowledged, unflushed writes through the owner n1, which loses
- * power at the next FLUSH and restarts; its client reconnects to it and
- * every block must read back as acknowledged (the failover resync must not
- * take n1's power-cut replica as the source).
- */
-async function powerCutOwnerLosesNothing(t: Test, n1: DaemonProcess, worker: NbdWorker, model: BlockModel, volume: string): Promise<void> {
-  await writeBlocks(worker, model, BLOCKS, (block) => block * 17);
-  const armed = await n1.api('PUT', '/v1/debug/failpoints', { spec: 'disk.sync=power-cut:times=1' });
-  t.equal(armed.status, 200, 'power cut armed at the next disk sync of n1');
-  const flush = await worker.request({ op: 'flush' }, OP_TIMEOUT_MS);
-  t.equal(flush.ok, false, 'the flush failed: n1 lost power');
-  await n1.waitForExit({ timeoutMs: 10_000 });
-
-  const restarted = await startFailpointMember(t, 'n1', { restartOf: n1, env: POWER_LOSS });
-  t.match(await worker.request({ op: 'connect', uri: restarted.nbdUri(volume) }, OP_TIMEOUT_MS), { ok: true }, 'reconnected to n1');
-  const read = await worker.request({ op: 'read-range', first: 0, count: BLOCKS * 17 }, OP_TIMEOUT_MS);
-  t.ok(read.ok && read.blocks !== undefined, 'read everything back');
-  const wrong: string[] = [];
-  (read.blocks ?? []).forEach((value, block) => {
-    const violation = model.check(block, typeof value === 'number' ? { kind: 'version', version: value } : { kind: 'garbage', detail: value }, 'after restart');
-    if (violation !== undefined) wrong.push(`${block}: read ${violation.read}, acknowledged ${violation.allowed.join('|')}`);
-  });
-  t.same(wrong, [], `every acknowledged write reads back after the owner's power cut (${wrong.length} of ${BLOCKS * 17} blocks do not)`);
-}

@@ -12,6 +12,7 @@
 import t from 'tap';
 import type { DaemonProcess } from '../helpers/daemon-harness.js';
 import { scsiCommand } from '../unit/iscsi/helpers/initiator-pdus.js';
+import { proutCdb, proutParameters } from '../unit/iscsi/helpers/scsi-fixture.js';
 import { loginStatusOf, RawIscsiClient } from '../unit/iscsi/helpers/raw-iscsi-client.js';
 import { createVolume, eventually, startCluster } from './fixtures/replication-cluster.js';
 
@@ -83,15 +84,7 @@ class Initiator {
   }
 
   async reserveOut(action: number, key: bigint, serviceActionKey: bigint, type = 0): Promise<number> {
-    const cdb = Buffer.alloc(10);
-    cdb[0] = 0x5f;
-    cdb[1] = action;
-    cdb[2] = type;
-    cdb.writeUInt32BE(24, 5);
-    const parameters = Buffer.alloc(24);
-    parameters.writeBigUInt64BE(key, 0);
-    parameters.writeBigUInt64BE(serviceActionKey, 8);
-    return (await this.command(cdb, { dataOut: parameters })).status;
+    return (await this.command(proutCdb(action, type), { dataOut: proutParameters(key, serviceActionKey) })).status;
   }
 
   /** PERSISTENT RESERVE IN READ KEYS (SPC-4 §6.15.2). */

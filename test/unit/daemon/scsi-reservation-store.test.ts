@@ -9,7 +9,7 @@ import { applyCommand, type CommandResult } from '../../../daemon/state/apply-co
 import { emptyClusterState, findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand, type Command } from '../../../daemon/state/commands.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
-import { fakeExportDescription, send } from '../iscsi/helpers/scsi-fixture.js';
+import { fakeExportDescription, proutCdb, proutParameters, send } from '../iscsi/helpers/scsi-fixture.js';
 
 /**
  * The daemon's ReservationStore over the cluster state machine, in process:
@@ -53,21 +53,8 @@ function openOn(log: InProcessLog, nodeId: string): (initiator: string) => ScsiL
   return (initiator) => registry.openLogicalUnit(description, device, { initiatorName: initiator, isid: '400000000001', targetPortalGroupTag: 1 });
 }
 
-function registerCdbAndParameters(serviceActionKey: bigint, action = 6, type = 0, key = 0n): { cdb: Buffer; dataOut: Buffer } {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = type;
-  cdb.writeUInt32BE(24, 5);
-  const dataOut = Buffer.alloc(24);
-  dataOut.writeBigUInt64BE(key, 0);
-  dataOut.writeBigUInt64BE(serviceActionKey, 8);
-  return { cdb, dataOut };
-}
-
 async function prout(session: ScsiLogicalUnitSession, serviceActionKey: bigint, action = 6, type = 0, key = 0n): Promise<number> {
-  const { cdb, dataOut } = registerCdbAndParameters(serviceActionKey, action, type, key);
-  return (await send(session, cdb, { dataOut })).status;
+  return (await send(session, proutCdb(action, type), { dataOut: proutParameters(key, serviceActionKey) })).status;
 }
 
 t.test('committed through the state machine; a failover keeps them; the former owner is fenced', async (t) => {
@@ -89,8 +76,7 @@ t.test('committed through the state machine; a failover keeps them; the former o
   t.equal(write.status, 0x18, 'on n2 the non-holder conflicts');
 
   const proposalsBefore = log.proposals;
-  const { cdb, dataOut } = registerCdbAndParameters(0n, 3, 0, 0xbn);
-  await t.rejects(send(other, cdb, { dataOut }), { code: 'FENCED' }, 'n1 (session still open) may not CLEAR any more');
+  await t.rejects(send(other, proutCdb(3), { dataOut: proutParameters(0xbn, 0n) }), { code: 'FENCED' }, 'n1 (session still open) may not CLEAR any more');
   t.equal(log.proposals, proposalsBefore, 'refused before proposing: n1 sees it is no longer the owner');
   t.same(findVolume(log.state, 'v1')?.scsiReservations, image, 'the reservations are untouched');
 

@@ -7,7 +7,7 @@ import { createScsiTargetRegistry } from '../../../blockdev/iscsi/scsi/scsi-targ
 import type { ScsiLogicalUnitSession } from '../../../blockdev/iscsi/scsi/scsi-task.js';
 import { PlinthError } from '../../../common/plinth-error.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
-import { BLOCK, cdb10, fakeExportDescription, send, senseOf } from './helpers/scsi-fixture.js';
+import { BLOCK, cdb10, fakeExportDescription, proutCdb, proutParameters, send, senseOf } from './helpers/scsi-fixture.js';
 
 /**
  * Persistent reservations kept in a ReservationStore (the cluster state in
@@ -53,27 +53,11 @@ function node(store: ReservationStore | undefined, device: MemoryBlockDevice): N
 }
 
 async function prout(session: ScsiLogicalUnitSession, action: number, key: bigint, serviceActionKey: bigint, type = 0, flags = 0): Promise<number> {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = type;
-  cdb.writeUInt32BE(24, 5);
-  const parameters = Buffer.alloc(24);
-  parameters.writeBigUInt64BE(key, 0);
-  parameters.writeBigUInt64BE(serviceActionKey, 8);
-  parameters[20] = flags;
-  return (await send(session, cdb, { dataOut: parameters })).status;
+  return (await send(session, proutCdb(action, type), { dataOut: proutParameters(key, serviceActionKey, flags) })).status;
 }
 
 function proutResponse(session: ScsiLogicalUnitSession, key: bigint, serviceActionKey: bigint): ReturnType<ScsiLogicalUnitSession['execute']> {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5f;
-  cdb[1] = REGISTER_IGNORE;
-  cdb.writeUInt32BE(24, 5);
-  const parameters = Buffer.alloc(24);
-  parameters.writeBigUInt64BE(key, 0);
-  parameters.writeBigUInt64BE(serviceActionKey, 8);
-  return send(session, cdb, { dataOut: parameters });
+  return send(session, proutCdb(REGISTER_IGNORE), { dataOut: proutParameters(key, serviceActionKey) });
 }
 
 async function readKeys(session: ScsiLogicalUnitSession): Promise<{ generation: number; keys: bigint[] }> {

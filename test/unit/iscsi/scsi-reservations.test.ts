@@ -1,29 +1,12 @@
 import t from 'tap';
 import type { ScsiLogicalUnitSession } from '../../../blockdev/iscsi/scsi/scsi-task.js';
-import { BLOCK, cdb10, createScsiFixture, send, senseOf } from './helpers/scsi-fixture.js';
+import { BLOCK, cdb10, createScsiFixture, proutCdb, proutParameters, send, senseOf } from './helpers/scsi-fixture.js';
 
 /** PERSISTENT RESERVE IN/OUT (SPC-4 §5.9, §6.15-6.16), RESERVE(6)/RELEASE(6), unit attentions, resets. */
 
 const READ_10 = 0x28;
 const WRITE_10 = 0x2a;
 const CONFLICT = 0x18;
-
-function proutCdb(action: number, type = 0): Buffer {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = type;
-  cdb.writeUInt32BE(24, 5);
-  return cdb;
-}
-
-function proutParameters(key: bigint, serviceActionKey: bigint, flags = 0): Buffer {
-  const out = Buffer.alloc(24);
-  out.writeBigUInt64BE(key, 0);
-  out.writeBigUInt64BE(serviceActionKey, 8);
-  out[20] = flags;
-  return out;
-}
 
 async function prout(session: ScsiLogicalUnitSession, action: number, key: bigint, serviceActionKey: bigint, type = 0): Promise<number> {
   const answer = await send(session, proutCdb(action, type), { dataOut: proutParameters(key, serviceActionKey) });

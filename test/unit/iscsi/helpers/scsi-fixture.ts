@@ -133,3 +133,22 @@ export function pattern(lengthBytes: number, seed: number): Buffer {
   }
   return out;
 }
+
+/** PERSISTENT RESERVE OUT (SPC-4 §6.16) with the basic 24-byte parameter list. */
+export function proutCdb(action: number, type = 0): Buffer {
+  const cdb = Buffer.alloc(10);
+  cdb[0] = 0x5f;
+  cdb[1] = action;
+  cdb[2] = type;
+  cdb.writeUInt32BE(24, 5);
+  return cdb;
+}
+
+/** The basic PERSISTENT RESERVE OUT parameter list: reservation key, service action key, flags (APTPL, ...). */
+export function proutParameters(key: bigint, serviceActionKey: bigint, flags = 0): Buffer {
+  const out = Buffer.alloc(24);
+  out.writeBigUInt64BE(key, 0);
+  out.writeBigUInt64BE(serviceActionKey, 8);
+  out[20] = flags;
+  return out;
+}
