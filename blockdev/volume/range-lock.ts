@@ -42,6 +42,19 @@ export class RangeLock {
   }
 
   /**
+   * Nothing overlapping [offset, offset + lengthBytes) is held or waiting: a
+   * write that completes synchronously (BlockDevice.writeInline) cannot land
+   * inside another holder's section, so it may go ahead without an entry.
+   */
+  isFree(offset: number, lengthBytes: number): boolean {
+    const endOffset = offset + lengthBytes;
+    for (const entry of this.entries) {
+      if (overlaps(entry.offset, entry.endOffset, offset, endOffset)) return false;
+    }
+    return true;
+  }
+
+  /**
    * Take the range now when nothing overlapping is held or waiting (the
    * common case: disjoint writes), without a promise; undefined changes
    * nothing (then acquire() queues behind the overlapping entries, or says BUSY).

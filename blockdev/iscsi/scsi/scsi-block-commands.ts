@@ -11,7 +11,7 @@ import {
 import type { LogicalUnitGeometry } from './scsi-geometry.js';
 import { assertNotSoftwareWriteProtected, type ModeState } from './scsi-mode-pages.js';
 import { cdbLengthOf, Opcode } from './scsi-opcodes.js';
-import type { RangeLock } from './scsi-range-lock.js';
+import type { RangeLock } from '../../volume/range-lock.js';
 import { invalidFieldInCdb, lbaOutOfRange, miscompare, writeProtected } from './scsi-sense.js';
 import { ScsiStatus, type ScsiResponse, type ScsiTask } from './scsi-task.js';
 

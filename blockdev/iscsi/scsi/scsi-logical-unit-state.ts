@@ -1,7 +1,7 @@
 import type { LogicalUnitGeometry } from './scsi-geometry.js';
 import { defaultModeState, type ModeState } from './scsi-mode-pages.js';
 import { PersistentReservations } from './scsi-persistent-reservations.js';
-import { RangeLock } from './scsi-range-lock.js';
+import { RangeLock } from '../../volume/range-lock.js';
 import type { ReservationStore } from './scsi-reservation-store.js';
 import { type AscCode, type SenseInfo, SenseKey } from './scsi-sense.js';
 

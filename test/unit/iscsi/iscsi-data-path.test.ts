@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RangeLock } from '../../../blockdev/iscsi/scsi/scsi-range-lock.js';
+import { RangeLock } from '../../../blockdev/volume/range-lock.js';
 import { dataOut, scsiCommand, wire } from './helpers/initiator-pdus.js';
 import { eventually, startTestTarget } from './helpers/iscsi-test-server.js';
 import { loginStatusOf, RawIscsiClient } from './helpers/raw-iscsi-client.js';
@@ -142,8 +142,8 @@ t.test('range lock: free ranges need no lock, waiters wake on release', async (t
   t.same(order, [], 'both wait behind the held range');
   held?.();
   const releases = await Promise.all([first, second]);
-  t.same(order, ['first', 'second'], 'one release wakes every waiter whose range became free');
-  t.equal(lock.heldCount(), 2);
+  t.same(order, ['first', 'second'], 'one release wakes every waiter whose range became free, in arrival order');
+  t.equal(lock.size(), 2);
   // A waiter that still overlaps after a wake-up waits again.
   const third = lock.acquire(0, 2048);
   let thirdDone = false;
@@ -155,5 +155,5 @@ t.test('range lock: free ranges need no lock, waiters wake on release', async (t
   const release = await third;
   t.equal(thirdDone, true);
   release();
-  t.equal(lock.heldCount(), 0);
+  t.equal(lock.size(), 0);
 });

@@ -1,34 +1,9 @@
 import t from 'tap';
-import { RangeLock } from '../../../blockdev/iscsi/scsi/scsi-range-lock.js';
 import { geometryOf } from '../../../blockdev/iscsi/scsi/scsi-geometry.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
 import { fakeExportDescription } from './helpers/scsi-fixture.js';
 
-/** The COMPARE AND WRITE range lock and the geometry derived from an export. */
-
-t.test('overlapping ranges wait, disjoint ones do not', async (t) => {
-  const lock = new RangeLock();
-  const first = lock.tryAcquire(0, 4096);
-  t.ok(first !== undefined, 'free range is taken synchronously');
-  t.equal(lock.tryAcquire(4095, 2), undefined, 'an overlapping range is not');
-  const disjoint = lock.tryAcquire(4096, 4096);
-  t.ok(disjoint !== undefined, 'adjacent ranges do not overlap');
-  let acquired = false;
-  const waiting = lock.acquire(1000, 10).then((release) => {
-    acquired = true;
-    return release;
-  });
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  t.equal(acquired, false, 'waits while the overlapping range is held');
-  first?.();
-  first?.();
-  const release = await waiting;
-  t.equal(acquired, true);
-  t.equal(lock.heldCount(), 2);
-  release();
-  disjoint?.();
-  t.equal(lock.heldCount(), 0, 'double release is harmless');
-});
+/** The geometry derived from an export (the range lock is blockdev/volume/range-lock.ts, tested there and in iscsi-data-path). */
 
 t.test('geometry: 512-byte blocks unless the device needs larger ones', async (t) => {
   const device = new MemoryBlockDevice({ sizeBytes: 1024 * 1024 + 100, blockSize: { preferredBytes: 4096, maximumBytes: 64 * 1024 * 1024 } });
