@@ -160,10 +160,9 @@ export class ProtocolListener<C extends ListenedConnection> {
     this.nextConnectionNumber += 1;
     const connection = this.modules.createConnection(socket, connectionId);
     this.connections.set(connectionId, connection);
-    connection.finished.then(
-      () => this.connections.delete(connectionId),
-      (error: unknown) => this.logger.error({ err: toError(error), connectionId }, `${this.options.protocol} connection ended abnormally`),
-    );
+    connection.finished
+      .catch((error: unknown) => this.logger.error({ err: toError(error), connectionId }, `${this.options.protocol} connection ended abnormally`))
+      .finally(() => this.connections.delete(connectionId));
     connection.start();
   }
 }

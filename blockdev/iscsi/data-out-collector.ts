@@ -88,15 +88,6 @@ export class DataOutCollector {
     return this.receivedBytes >= this.buffer.length;
   }
 
-  /** Whether `ttt` is one of this task's open R2Ts. */
-  ownsTargetTransferTag(ttt: number): boolean {
-    return this.solicitedBursts?.has(ttt) ?? false;
-  }
-
-  openTargetTransferTags(): number[] {
-    return this.solicitedBursts === undefined ? [] : [...this.solicitedBursts.keys()];
-  }
-
   /** File one Data-Out PDU; an error means the PDU broke the sequence rules. */
   accept(pdu: DataOutPdu): IscsiProtocolError | undefined {
     const sequence = pdu.targetTransferTag === RESERVED_TAG ? this.unsolicited : this.solicitedBursts?.get(pdu.targetTransferTag);

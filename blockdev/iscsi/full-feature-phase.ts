@@ -63,7 +63,6 @@ export class FullFeaturePhase {
   private readonly exports: ExportProvider;
   private readonly logger: pino.Logger;
   private readonly tasks = new Map<number, TaskState>();
-  private readonly targetTransferTags = new Map<number, number>();
   private readonly text: TextExchange;
   private nextTargetTransferTag = 1;
   private bufferedBytes = 0;
@@ -290,7 +289,6 @@ export class FullFeaturePhase {
   private sendR2Ts(task: TaskState): void {
     if (task.collector === undefined || task.aborted) return;
     for (const request of task.collector.nextR2Ts()) {
-      this.targetTransferTags.set(request.targetTransferTag, task.command.initiatorTaskTag);
       task.r2tCount += 1;
       this.port.send({
         carriesStatus: false,
@@ -318,9 +316,6 @@ export class FullFeaturePhase {
       task.refusal = { status: ScsiStatus.CHECK_CONDITION, sense: dataPhaseErrorSense(error.details['field']) };
       this.maybeStart(task);
       return;
-    }
-    if (pdu.targetTransferTag !== RESERVED_TAG && !task.collector.ownsTargetTransferTag(pdu.targetTransferTag)) {
-      this.targetTransferTags.delete(pdu.targetTransferTag);
     }
     if (task.collector.isComplete()) {
       this.maybeStart(task);
@@ -386,7 +381,6 @@ export class FullFeaturePhase {
     if (this.tasks.get(task.command.initiatorTaskTag) !== task) return;
     this.tasks.delete(task.command.initiatorTaskTag);
     this.bufferedBytes -= task.bufferedBytes;
-    for (const ttt of task.collector?.openTargetTransferTags() ?? []) this.targetTransferTags.delete(ttt);
     if (task.released) this.session.window.complete();
     // Nothing uses the data any more: the device call settled or never started (release ignores unpooled buffers).
     if (task.collector !== undefined) this.dataBuffers?.release(task.collector.buffer);

@@ -7,7 +7,7 @@ import type { ChapSecretProvider } from './chap.js';
 import type { ReplyPart } from './data-in-writer.js';
 import type { Portal } from './discovery.js';
 import { FullFeaturePhase } from './full-feature-phase.js';
-import { LoginStatus, RESERVED_TAG } from './iscsi-constants.js';
+import { LoginStatus, RejectReason, RESERVED_TAG } from './iscsi-constants.js';
 import { IscsiSession, type SessionTable } from './iscsi-session.js';
 import type { IscsiLimits } from './limits.js';
 import { LoginNegotiator, type LoginReply } from './login-negotiator.js';
@@ -204,14 +204,14 @@ export class IscsiConnection {
       }
       if (result.kind === 'data-digest-error') {
         // §7.8: at ErrorRecoveryLevel 0 the PDU is lost; reject it and end the connection.
-        this.sendReject(0x02, result.bhs);
+        this.sendReject(RejectReason.DATA_DIGEST_ERROR, result.bhs);
         this.endAfterFlush();
         return;
       }
       const pdu = decodeInitiatorPdu(result.pdu);
       if (pdu instanceof IscsiProtocolError) {
         this.logger.info({ err: pdu }, 'malformed iSCSI PDU');
-        this.sendReject(0x09, result.pdu.bhs);
+        this.sendReject(RejectReason.INVALID_PDU_FIELD, result.pdu.bhs);
         continue;
       }
       if (pdu.kind === 'nop-out' && pdu.initiatorTaskTag === RESERVED_TAG && this.ping?.targetTransferTag === pdu.targetTransferTag) {

@@ -31,10 +31,6 @@ export const TargetOpcode = {
 
 export const BHS_BYTES = 48;
 export const DIGEST_BYTES = 4;
-/** §11.2.1.5: the data segment length is a 24-bit field. */
-export const MAX_DATA_SEGMENT_FIELD = 0xffffff;
-/** §11.2.1.4: TotalAHSLength counts 4-byte words in one byte. */
-export const MAX_AHS_BYTES = 255 * 4;
 /** The reserved tag value (§11.2.1.8, §11.18.4): "no task" / "no target transfer". */
 export const RESERVED_TAG = 0xffffffff;
 

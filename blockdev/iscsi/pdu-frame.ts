@@ -1,4 +1,4 @@
-import { BHS_BYTES, DIGEST_BYTES } from './iscsi-constants.js';
+import { BHS_BYTES } from './iscsi-constants.js';
 import { crc32c, encodeDigest } from './crc32c.js';
 
 /**
@@ -51,10 +51,6 @@ export function totalAhsBytesOf(bhs: Buffer): number {
   return (bhs[4] ?? 0) * 4;
 }
 
-export function initiatorTaskTagOf(bhs: Buffer): number {
-  return bhs.readUInt32BE(16);
-}
-
 export function paddingOf(lengthBytes: number): number {
   return (4 - (lengthBytes % 4)) % 4;
 }
@@ -96,13 +92,6 @@ export function newBhs(opcode: number, flags: number): Buffer {
   bhs[0] = opcode & 0x3f;
   bhs[1] = flags & 0xff;
   return bhs;
-}
-
-/** Size of a PDU on the wire, for byte accounting. */
-export function framedBytes(dataBytes: number, ahsBytes: number, digests: DigestSettings): number {
-  const headerDigest = digests.header ? DIGEST_BYTES : 0;
-  const dataDigest = digests.data && dataBytes > 0 ? DIGEST_BYTES : 0;
-  return BHS_BYTES + ahsBytes + headerDigest + dataBytes + paddingOf(dataBytes) + dataDigest;
 }
 
 /**

@@ -28,7 +28,3 @@ export class IscsiProtocolError extends PlinthError {
     this.reason = reason;
   }
 }
-
-export function isIscsiProtocolError(value: unknown): value is IscsiProtocolError {
-  return value instanceof IscsiProtocolError;
-}

@@ -1,5 +1,6 @@
 import type { DataOutCollector } from './data-out-collector.js';
 import type { ScsiCommandPdu } from './pdu-decode.js';
+import { Asc, encodeFixedSense, SenseKey } from './scsi/scsi-sense.js';
 import type { ScsiDataDirection } from './scsi/scsi-task.js';
 
 /**
@@ -37,12 +38,7 @@ export function directionOf(command: ScsiCommandPdu): ScsiDataDirection {
  * this target buffers (the SCSI layer's block limits VPD advertises less).
  */
 export function invalidFieldInCdbSense(): Buffer {
-  const sense = Buffer.alloc(18);
-  sense[0] = 0x70;
-  sense[2] = 0x05;
-  sense[7] = 10;
-  sense[12] = 0x24;
-  return sense;
+  return encodeFixedSense({ senseKey: SenseKey.ILLEGAL_REQUEST, asc: Asc.INVALID_FIELD_IN_CDB });
 }
 
 /**

@@ -1,5 +1,4 @@
 import { cdbLengthOf, Opcode } from './scsi-opcodes.js';
-import { invalidFieldInCdb } from './scsi-sense.js';
 
 /**
  * CDB decoding for the block commands (SBC-3 §5): pure functions from CDB
@@ -19,15 +18,6 @@ export interface ReadWriteRequest extends BlockRange {
   readonly protect: number;
   readonly dpo: boolean;
   readonly fua: boolean;
-}
-
-/** Bytes 1..N of the CDB must be present for the opcode's length. */
-export function assertCdbLength(cdb: Buffer): void {
-  const opcode = cdb[0] ?? 0;
-  const length = cdbLengthOf(opcode);
-  if (length === 0 || cdb.length < length) {
-    throw invalidFieldInCdb(0);
-  }
 }
 
 export function byteAt(cdb: Buffer, index: number): number {

@@ -52,10 +52,6 @@ const ALL_REGISTRANTS_TYPES = new Set<number>([
   ReservationType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS,
 ]);
 
-export function emptyReservationImage(): ReservationImage {
-  return { generation: 0, aptpl: false, registrations: [], reservation: null };
-}
-
 /** Validate an image read from the cluster state or a command; returns it typed. */
 export function decodeReservationImage(value: unknown): ReservationImage {
   const record = requireObject(value, 'reservation image', ['generation', 'aptpl', 'registrations', 'reservation']);
