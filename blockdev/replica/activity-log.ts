@@ -137,7 +137,7 @@ export class VolumeActivity {
     await flush();
     const cleared = this.#tracker.finishFlush(epoch);
     if (cleared.size > 0) {
-      this.#persist(cleared, false).catch((err: unknown) => {
+      this.#persistClears(cleared).catch((err: unknown) => {
         // Harmless: the regions stay marked on disk and are copied once more at a failover.
         this.#modules.logger.warn({ err, volumeId: this.volumeId }, 'clearing activity log regions failed');
       });
@@ -181,9 +181,10 @@ export class VolumeActivity {
     return written;
   }
 
-  #persist(records: ReadonlyMap<number, RegionRecord>, sync: boolean): Promise<void> {
+  /** Clears need no sync: one lost in a crash leaves a region marked, copied once more at a failover. */
+  #persistClears(records: ReadonlyMap<number, RegionRecord>): Promise<void> {
     const operations = this.#operations(records);
-    return this.#enqueue(() => this.#modules.db.batch(operations, sync ? SYNC_WRITE : LAZY_WRITE));
+    return this.#enqueue(() => this.#modules.db.batch(operations, LAZY_WRITE));
   }
 
   #operations(records: ReadonlyMap<number, RegionRecord>): ReplicaBatchOperation[] {

@@ -63,20 +63,9 @@ export const INLINE_PAYLOAD_MAX_BYTES = 64 * 1024;
 
 /** Encode a request as one length-prefixed frame. Throws on values the wire cannot carry (a caller bug). */
 export function encodeRequest(request: ReplicaRequest): Buffer {
-  const chunks = encodeRequestChunks(request, Number.POSITIVE_INFINITY);
-  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
-}
-
-/**
- * The same frame as `encodeRequest`, as the chunks to write in order: the
- * payload is copied in when it is at most `inlinePayloadMaxBytes`, else it is
- * the second chunk itself (the caller keeps it unchanged until it was sent).
- */
-export function encodeRequestChunks(request: ReplicaRequest, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
-  const inline = request.payload.length <= inlinePayloadMaxBytes;
-  const frame = Buffer.allocUnsafe(requestFrameBytes(request, inline));
-  encodeRequestInto(request, frame, 0, inline);
-  return inline ? [frame] : [frame, request.payload];
+  const frame = Buffer.allocUnsafe(requestFrameBytes(request, true));
+  encodeRequestInto(request, frame, 0, true);
+  return frame;
 }
 
 /** Bytes encodeRequestInto writes: the whole frame, or without the payload when it is not inline. */
@@ -176,16 +165,9 @@ function checkPayloadShape(opcode: Opcode, lengthBytes: number, payloadBytes: nu
 }
 
 export function encodeReply(reply: ReplicaReply): Buffer {
-  const chunks = encodeReplyChunks(reply, Number.POSITIVE_INFINITY);
-  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
-}
-
-/** The same frame as `encodeReply`, as chunks to write in order (see encodeRequestChunks). */
-export function encodeReplyChunks(reply: ReplicaReply, inlinePayloadMaxBytes = INLINE_PAYLOAD_MAX_BYTES): Buffer[] {
-  const inline = reply.payload.length <= inlinePayloadMaxBytes;
-  const frame = Buffer.allocUnsafe(replyFrameBytes(reply.payload.length, inline));
-  encodeReplyInto(reply, frame, 0, inline);
-  return inline ? [frame] : [frame, reply.payload];
+  const frame = Buffer.allocUnsafe(replyFrameBytes(reply.payload.length, true));
+  encodeReplyInto(reply, frame, 0, true);
+  return frame;
 }
 
 /** Bytes encodeReplyInto writes for a reply with `payloadBytes` of payload. */

@@ -31,6 +31,9 @@ export async function openRunMarker(dataDir: string, modules: { readonly logger:
   try {
     const existing = await open(path, 'wx');
     await writeMarker(existing);
+    // A new file's name is durable only once its directory is synced: without this, a power cut
+    // soon after start could erase the marker and the next start would count as clean.
+    await syncDirectory(dataDir);
   } catch (err) {
     if (!(err instanceof Error && 'code' in err && err.code === 'EEXIST')) throw err;
     previousRunEndedUncleanly = true;
@@ -51,5 +54,14 @@ async function writeMarker(handle: Awaited<ReturnType<typeof open>>): Promise<vo
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
   }
 }

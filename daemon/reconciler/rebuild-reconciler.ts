@@ -57,6 +57,8 @@ interface RepairRecord {
   progress: CatchUpProgress | null;
   graceExpired: boolean;
   lastError: string | null;
+  /** The last rebuild in place failed (lastError may also come from a replacement step). */
+  rebuildFailed: boolean;
   /** The last replacement step found no node to take the replica: rebuild in place meanwhile. */
   noReplacementNode: boolean;
 }
@@ -112,7 +114,7 @@ export class RebuildReconciler {
         this.#checkGrace(session.name, status.nodeId, record, graceMs);
         const nodeUp = this.#modules.cluster.nodeIsUp(status.nodeId);
         // Past its grace a replica is replaced when its node is down, or up but failing every rebuild (a bad disk).
-        const replaceable = status.state === 'faulted' && record.graceExpired && (!nodeUp || record.lastError !== null) && !record.noReplacementNode;
+        const replaceable = status.state === 'faulted' && record.graceExpired && (!nodeUp || record.rebuildFailed) && !record.noReplacementNode;
         if (replaceable && record.replacing === undefined && record.running === undefined && this.#modules.replacement !== undefined) {
           record.replacing = this.#replaceStep(session, status.nodeId, this.#modules.replacement, record);
         }
@@ -160,11 +162,13 @@ export class RebuildReconciler {
       .then(
         (progress) => {
           record.lastError = null;
+          record.rebuildFailed = false;
           record.faultedSinceMs = null;
           this.#logger.info({ volume: session.name, replica: nodeId, ...progress }, 'replica rebuilt and back in sync');
         },
         (error: unknown) => {
           record.lastError = toError(error).message;
+          record.rebuildFailed = true;
           // Alternate: after a failed rebuild in place, look for a replacement node again.
           record.noReplacementNode = false;
           this.#logger.warn({ err: toError(error), volume: session.name, replica: nodeId }, 'replica rebuild did not complete; retrying later');
@@ -233,7 +237,7 @@ export class RebuildReconciler {
   #record(key: string): RepairRecord {
     let record = this.#records.get(key);
     if (record === undefined) {
-      record = { faultedSinceMs: null, running: undefined, replacing: undefined, progress: null, graceExpired: false, lastError: null, noReplacementNode: false };
+      record = { faultedSinceMs: null, running: undefined, replacing: undefined, progress: null, graceExpired: false, lastError: null, rebuildFailed: false, noReplacementNode: false };
       this.#records.set(key, record);
     }
     return record;

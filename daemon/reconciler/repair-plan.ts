@@ -39,6 +39,15 @@ export function planRepair(state: ClusterState, options: RepairPlanOptions = {})
 function repairNode(state: ClusterState, volume: VolumeRecord): string | undefined {
   if (!volume.replicas.some((replica) => replica.state === 'in-sync')) return undefined;
   if (volume.replicas.some((replica) => replica.state === 'rebuilding')) return undefined;
+  return nodeForOneMoreReplica(state, volume);
+}
+
+/**
+ * A node for one more replica of `volume` by the scheduler's rules: up, not
+ * draining, holding none of it yet; undefined when none qualifies. Shared
+ * with the owner's replacement of a lost replica (replica-replacement.ts).
+ */
+export function nodeForOneMoreReplica(state: ClusterState, volume: VolumeRecord): string | undefined {
   const holders = volume.replicas.map((replica) => replica.nodeId);
   const placed = placeReplicas({
     nodes: schedulerNodesOf(state),

@@ -1,8 +1,6 @@
-import { PlinthError } from '../../common/plinth-error.js';
 import type { CommandProposer } from '../control/command-proposer.js';
-import { placeReplicas } from '../scheduler/place-replicas.js';
-import { drainingNodeIds, schedulerNodesOf } from '../scheduler/scheduler-nodes.js';
 import { findVolume } from '../state/cluster-state.js';
+import { nodeForOneMoreReplica } from './repair-plan.js';
 
 /**
  * What the owner's reconciler needs to replace a replica lost for longer than
@@ -42,19 +40,9 @@ export function proposerReplacementPort(modules: ProposerReplacementModules): Re
     commands,
     replicaCount: (name) => findVolume(commands.state, name)?.replicaCount,
     chooseReplacementNode: (name) => {
-      const volume = findVolume(commands.state, name);
-      if (volume === undefined) return undefined;
-      const nodes = schedulerNodesOf(commands.state);
-      const holders = volume.replicas.map((replica) => replica.nodeId);
-      // Thin provisioning reserves nothing: like volume.create, ask for 0 free bytes. Draining nodes take nothing new.
-      const placed = placeReplicas({
-        nodes,
-        replicaCount: 1,
-        sizeBytes: 0,
-        exclude: [...holders, ...drainingNodeIds(commands.state)],
-        existingNodeIds: holders,
-      });
-      return placed instanceof PlinthError ? undefined : placed[0];
+      const state = commands.state;
+      const volume = findVolume(state, name);
+      return volume === undefined ? undefined : nodeForOneMoreReplica(state, volume);
     },
     addReplica: async (name, nodeId) => {
       await commands.propose({ type: 'replica.add', name, nodeId, at: nowIso() });
