@@ -87,6 +87,7 @@ export function registerVolumeRoutes(app: FastifyInstance, control: ControlPlane
 
 /** Per-volume iSCSI CHAP (docs/iscsi.md "CHAP"): set with PUT, clear with DELETE; answers never carry a secret. */
 function registerChapRoutes(app: FastifyInstance, control: ControlPlane): void {
+  // The body is a VolumeChapRequest as is: the schema admits no other field.
   app.put<{ Params: VolumeNameParams; Body: VolumeChapBody }>('/v1/volumes/:name/chap', {
     schema: {
       tags, summary: 'Set the volume\'s iSCSI CHAP secrets (one-way, or mutual with targetUser/targetSecret)', security: bearerSecurity,
@@ -94,15 +95,7 @@ function registerChapRoutes(app: FastifyInstance, control: ControlPlane): void {
       body: volumeChapBodySchema,
       response: { 200: volumeRef, ...commonErrorResponses, 404: errorRef, 413: errorRef, 415: errorRef },
     },
-  }, async (request) => {
-    const { user, secret, targetUser, targetSecret } = request.body;
-    return control.setVolumeChap(request.params.name, {
-      user,
-      secret,
-      ...(targetUser === undefined ? {} : { targetUser }),
-      ...(targetSecret === undefined ? {} : { targetSecret }),
-    });
-  });
+  }, async (request) => control.setVolumeChap(request.params.name, request.body));
 
   app.delete<{ Params: VolumeNameParams }>('/v1/volumes/:name/chap', {
     schema: {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ReservationImage } from '../../blockdev/iscsi/scsi/scsi-reservation-image.js';
 import type { ReservationStore } from '../../blockdev/iscsi/scsi/scsi-reservation-store.js';
 import { PlinthError } from '../../common/plinth-error.js';
-import type { ClusterState, VolumeRecord } from '../state/cluster-state.js';
+import { findVolumeById } from '../state/cluster-state.js';
 import type { CommandProposer } from './command-proposer.js';
 
 /**
@@ -45,9 +45,4 @@ export function createClusterReservationStore(options: ClusterReservationStoreOp
       logger.debug({ volume: volume.name, generation: volume.generation, registrations: image.registrations.length }, 'persistent reservations committed');
     },
   };
-}
-
-/** Volumes are keyed by name; SCSI state by the stable id (a bounded scan: at most MAX_VOLUMES). */
-function findVolumeById(state: ClusterState, volumeId: string): VolumeRecord | undefined {
-  return Object.values(state.volumes).find((volume) => volume.id === volumeId);
 }

@@ -38,7 +38,7 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
 }
 
 /** Who must log in, and whether the target answers back; the secrets stay in the state. */
-export function volumeChapView(volume: VolumeRecord): VolumeView['chap'] {
+function volumeChapView(volume: VolumeRecord): VolumeView['chap'] {
   const chap = volume.chap;
   if (chap === undefined) return null;
   return { user: chap.user, mutual: chap.targetUser !== undefined && chap.targetSecret !== undefined };

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { RebuildProgressView } from '../control-plane.js';
-import type { ClusterState } from '../state/cluster-state.js';
+import { findVolume, type ClusterState } from '../state/cluster-state.js';
 import { registerRaftMetrics, type RaftMetricsSource } from './raft-metrics.js';
 import { registerVolumeIoMetrics } from './volume-io-metrics.js';
 import type { VolumeIoRecorder } from './volume-io-stats.js';
@@ -67,7 +67,7 @@ export function createDaemonMetrics(modules: DaemonMetricsModules): Registry {
     },
   });
   registerVolumeStateMetrics(registry, modules);
-  const volumeExists = (name: string): boolean => Object.values(modules.clusterState().volumes).some((volume) => volume.name === name);
+  const volumeExists = (name: string): boolean => findVolume(modules.clusterState(), name) !== undefined;
   if (modules.volumeIo !== undefined) registerVolumeIoMetrics(registry, { recorder: modules.volumeIo, volumeExists });
   if (modules.raft !== undefined) registerRaftMetrics(registry, modules.raft);
   return registry;

@@ -1,3 +1,5 @@
+import type { ExportClient } from '../../blockdev/export-provider.js';
+
 /**
  * Plain-number I/O statistics of the volumes served on this node, kept by
  * metered-device.ts on the data path and turned into Prometheus series only
@@ -10,7 +12,8 @@
 /** The operations a BlockDevice serves (block-device.ts), one series each. */
 export const VOLUME_IO_OPS = ['read', 'write', 'flush', 'trim', 'zero'] as const;
 export type VolumeIoOp = (typeof VOLUME_IO_OPS)[number];
-export type VolumeIoProtocol = 'nbd' | 'iscsi';
+/** The protocol servers that open exports (export-provider.ts). */
+export type VolumeIoProtocol = ExportClient['protocol'];
 
 export const OP_READ = 0;
 export const OP_WRITE = 1;

@@ -1,5 +1,5 @@
 import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
-import { DEFAULT_GRACE_MS, findNode, findVolume, nodeCount, type ClusterState, type NodeRecord, type VolumeRecord } from './cluster-state.js';
+import { DEFAULT_GRACE_MS, findNode, findVolume, findVolumeById, nodeCount, type ClusterState, type NodeRecord, type VolumeRecord } from './cluster-state.js';
 import type {
   ClusterInitCommand,
   Command,
@@ -116,7 +116,7 @@ function createVolume(state: ClusterState, command: VolumeCreateCommand): Applie
   if (findVolume(state, command.name) !== undefined) {
     throw new PlinthError('VOLUME_EXISTS', `volume ${command.name} already exists`, { name: command.name });
   }
-  if (command.id.length === 0 || Object.values(state.volumes).some((volume) => volume.id === command.id)) {
+  if (command.id.length === 0 || findVolumeById(state, command.id) !== undefined) {
     throw new PlinthError('INVALID_ARGUMENT', `volume id ${JSON.stringify(command.id)} is empty or already in use`, { id: command.id });
   }
   assertTimestamp(command.createdAt, 'createdAt');

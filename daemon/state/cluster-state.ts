@@ -132,6 +132,11 @@ export function findVolume(state: ClusterState, name: string): VolumeRecord | un
   return Object.hasOwn(state.volumes, name) ? state.volumes[name] : undefined;
 }
 
+/** Volumes are keyed by name; SCSI state and replicas by the stable id (a bounded scan: at most MAX_VOLUMES). */
+export function findVolumeById(state: ClusterState, volumeId: string): VolumeRecord | undefined {
+  return Object.values(state.volumes).find((volume) => volume.id === volumeId);
+}
+
 export function findNode(state: ClusterState, id: string): NodeRecord | undefined {
   return Object.hasOwn(state.nodes, id) ? state.nodes[id] : undefined;
 }

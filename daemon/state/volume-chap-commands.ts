@@ -52,7 +52,7 @@ export const MAX_CHAP_USER_BYTES = 255;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /** Why a CHAP user name is unusable, or undefined when it is fine. */
-export function chapUserProblem(user: string): string | undefined {
+function chapUserProblem(user: string): string | undefined {
   const bytes = Buffer.byteLength(user, 'utf8');
   if (bytes === 0) return 'must not be empty';
   if (bytes > MAX_CHAP_USER_BYTES) return `must be at most ${MAX_CHAP_USER_BYTES} bytes, got ${bytes}`;
@@ -61,7 +61,7 @@ export function chapUserProblem(user: string): string | undefined {
 }
 
 /** Why a CHAP secret is unusable, or undefined when it is fine. Never quotes the secret. */
-export function chapSecretProblem(secret: string): string | undefined {
+function chapSecretProblem(secret: string): string | undefined {
   const bytes = Buffer.byteLength(secret, 'utf8');
   if (bytes < MIN_CHAP_SECRET_BYTES || bytes > MAX_CHAP_SECRET_BYTES) {
     return `must be ${MIN_CHAP_SECRET_BYTES} to ${MAX_CHAP_SECRET_BYTES} bytes long, got ${bytes} (Windows initiators need 12 to 16)`;

@@ -1,27 +1,22 @@
 import t from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
 import { targetNameOf } from '../../../blockdev/iscsi/iscsi-constants.js';
 import { createIscsiChapSecrets } from '../../../daemon/control/iscsi-chap-secrets.js';
-import { applyCommand } from '../../../daemon/state/apply-command.js';
-import { emptyClusterState, type ClusterState } from '../../../daemon/state/cluster-state.js';
+import type { ClusterState } from '../../../daemon/state/cluster-state.js';
 import type { Command } from '../../../daemon/state/commands.js';
+import { ok, withNodes } from './helpers/cluster-state-fixture.js';
 
 /** Precedence of the node's iSCSI CHAP provider: per volume > cluster-wide; discovery: cluster-wide only. */
 
-const ADDRESSES = { api: '127.0.0.1:9700', peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' };
 const AT = '2026-01-01T00:00:00.000Z';
 const CLUSTER = { initiator: { user: 'cluster-user', secret: 'cluster-secret-1' }, target: { user: 'cluster-target', secret: 'cluster-target-2' } };
 
 function apply(state: ClusterState, command: Command): ClusterState {
-  const outcome = applyCommand(state, command);
-  if (outcome instanceof PlinthError) throw outcome;
-  return outcome.state;
+  return ok(state, command).state;
 }
 
 /** Volumes open (no CHAP), oneway (per-volume one-way) and mutual (per-volume mutual). */
 function stateWithVolumes(): ClusterState {
-  let state = apply(emptyClusterState(), { type: 'cluster.init', clusterId: 'c1' });
-  state = apply(state, { type: 'node.join', nodeId: 'n1', addresses: ADDRESSES, joinedAt: AT });
+  let state = withNodes(['n1'], AT);
   for (const name of ['open', 'oneway', 'mutual']) {
     state = apply(state, { type: 'volume.create', id: `id-${name}`, name, sizeBytes: 1024 ** 2, replicaCount: 1, createdAt: AT });
   }
