@@ -58,7 +58,24 @@ export type PlinthErrorCode =
   | 'LAST_IN_SYNC_REPLICA'
   // cluster state / failover (issue 7): no replica holding the volume's latest data
   // generation is reachable; the volume stays unavailable rather than serve stale data
-  | 'NO_CURRENT_REPLICA';
+  | 'NO_CURRENT_REPLICA'
+  // snapshots (issue 8, blockdev/pool): unknown snapshot id; a snapshot still open as a device blocks its
+  // deletion; the volume already has the most snapshots a pool keeps per volume
+  | 'SNAPSHOT_NOT_FOUND'
+  | 'SNAPSHOT_OPEN'
+  | 'SNAPSHOT_LIMIT'
+  // send/receive streams (issue 8, daemon/snapshots/send-stream-*): what is wrong with a stream; `details` says where
+  | 'STREAM_BAD_MAGIC'
+  | 'STREAM_BAD_VERSION'
+  | 'STREAM_MALFORMED'
+  | 'STREAM_CHECKSUM_MISMATCH'
+  | 'STREAM_TRUNCATED'
+  | 'STREAM_OUT_OF_ORDER'
+  | 'STREAM_OUT_OF_RANGE'
+  // receive (issue 8): the stream does not fit the target (wrong base, another receive in progress, resume mismatch)
+  | 'RECEIVE_CONFLICT'
+  // cluster snapshots (issue 8, daemon/snapshots): a snapshot of that name already exists on the volume
+  | 'SNAPSHOT_EXISTS';
 
 export class PlinthError extends Error {
   readonly code: PlinthErrorCode;

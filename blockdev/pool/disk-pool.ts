@@ -5,22 +5,35 @@ import type { AttachedDisk } from './disk-set.js';
 import type { ExtentAllocator } from './extent-allocator.js';
 import type { ExtentIo } from './extent-io.js';
 import { ExtentMap } from './extent-map.js';
+import type { ExtentRefcounts } from './extent-refcounts.js';
 import { assertVolumeId, type MetadataStore } from './metadata-store.js';
 import type { PoolFlusher } from './pool-flusher.js';
-import type { DiskStats, Pool, PoolStats, VolumeStore } from './pool-types.js';
+import type { VolumeState } from './pool-state.js';
+import type { DiskStats, Pool, PoolStats, SnapshotInfo, SnapshotStore, VolumeStore } from './pool-types.js';
+import {
+  assertSnapshotClosed,
+  changedExtents,
+  createSnapshot,
+  deleteSnapshot,
+  dropReferences,
+  listSnapshots,
+  openSnapshot,
+  type SnapshotContext,
+  snapshotExtents,
+  sortedMappings,
+} from './snapshot-store.js';
+import { cloneVolume, revertVolume } from './volume-clone.js';
 import { PoolVolumeStore } from './volume-store.js';
+
+export type { VolumeState } from './pool-state.js';
 
 /**
  * The Pool: volumes' lifecycle over the attached disks. Control operations
  * (open, resize, delete, close) run one at a time through a promise chain;
- * the data path (PoolVolumeStore) never waits for them.
+ * the data path (PoolVolumeStore) never waits for them. Snapshots, clones
+ * and reverts (issue 8) are control operations too: snapshot-store.ts and
+ * volume-clone.ts.
  */
-
-export interface VolumeState {
-  sizeBytes: number;
-  readonly extents: ExtentMap;
-  store: PoolVolumeStore | null;
-}
 
 export interface DiskPoolFields {
   readonly poolId: string;
@@ -29,8 +42,11 @@ export interface DiskPoolFields {
   readonly volumes: Map<string, VolumeState>;
   readonly metadata: MetadataStore;
   readonly allocator: ExtentAllocator;
+  readonly refcounts: ExtentRefcounts;
   readonly io: ExtentIo;
   readonly flusher: PoolFlusher;
+  /** Snapshot creation times (Date.now in production). */
+  readonly nowMs: () => number;
   readonly logger: Logger;
 }
 
@@ -38,6 +54,7 @@ export class DiskPool implements Pool {
   readonly poolId: string;
   readonly extentSizeBytes: number;
   readonly #fields: DiskPoolFields;
+  readonly #snapshots: SnapshotContext;
   #control: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -45,6 +62,7 @@ export class DiskPool implements Pool {
     this.poolId = fields.poolId;
     this.extentSizeBytes = fields.extentSizeBytes;
     this.#fields = fields;
+    this.#snapshots = fields;
   }
 
   stats(): PoolStats {
@@ -101,6 +119,7 @@ export class DiskPool implements Pool {
           io: this.#fields.io,
           allocator: this.#fields.allocator,
           metadata: this.#fields.metadata,
+          refcounts: this.#fields.refcounts,
           flush: () => this.#fields.flusher.flush(),
           noteMetadataQueued: () => this.#fields.flusher.noteMetadataQueued(),
           logger: this.#fields.logger,
@@ -122,10 +141,13 @@ export class DiskPool implements Pool {
     });
   }
 
-  /** Free every extent of a closed volume, durably. Unknown volumes are a no-op (idempotent for reconcilers). */
+  /**
+   * Delete a closed volume and its snapshots durably, freeing the extents no
+   * clone still references. Unknown volumes are a no-op (idempotent for reconcilers).
+   */
   deleteVolume(volumeId: string): Promise<void> {
     return this.#serialised(async () => {
-      const { volumes, metadata, allocator, flusher, logger } = this.#fields;
+      const { volumes, metadata, flusher, logger } = this.#fields;
       const state = volumes.get(volumeId);
       if (state === undefined) {
         return;
@@ -133,24 +155,69 @@ export class DiskPool implements Pool {
       if (state.store !== null) {
         throw new PlinthError('VOLUME_ATTACHED', `volume ${volumeId} is open on this pool; close it before deleting`, { volumeId });
       }
+      for (const snapshot of state.snapshots.values()) {
+        assertSnapshotClosed(volumeId, snapshot);
+      }
       // Write any mapping change still queued for it, so none lands after the delete.
       await flusher.flush();
       const mappings = [...state.extents.entries()];
-      await metadata.deleteVolume(volumeId, mappings.map(([logical]) => logical));
+      const snapshots = [...state.snapshots.values()].map((snapshot) => [snapshot.snapshotId, sortedMappings(snapshot.extents)] as const);
+      await metadata.deleteVolume(
+        volumeId,
+        mappings.map(([logical]) => logical),
+        snapshots.map(([snapshotId, snapshotMappings]) => [snapshotId, snapshotMappings.map(([logical]) => logical)] as const),
+      );
       volumes.delete(volumeId);
-      for (const [logical, location] of mappings) {
+      for (const [logical] of mappings) {
         state.extents.delete(logical);
-        allocator.free(location);
+      }
+      state.snapshots.clear();
+      // Clones hold their own references: their extents survive here.
+      let freed = dropReferences(this.#fields, mappings.map(([, location]) => location));
+      for (const [, snapshotMappings] of snapshots) {
+        freed += dropReferences(this.#fields, snapshotMappings.map(([, location]) => location));
       }
       // The unmapping is durable already; the next flush releases the extents (no metadata left to write for them).
       await flusher.flush();
-      logger.info({ volumeId, freedExtents: mappings.length }, 'deleted volume store');
+      logger.info({ volumeId, freedExtents: freed, deletedSnapshots: snapshots.length }, 'deleted volume store');
     });
   }
 
   volumeAllocatedBytes(volumeId: string): number {
     const state = this.#fields.volumes.get(volumeId);
     return state === undefined ? 0 : state.extents.allocatedExtents * this.extentSizeBytes;
+  }
+
+  createSnapshot(volumeId: string, snapshotId: string): Promise<void> {
+    return this.#serialised(() => createSnapshot(this.#snapshots, volumeId, snapshotId));
+  }
+
+  openSnapshot(volumeId: string, snapshotId: string): Promise<SnapshotStore> {
+    return this.#serialised(async () => openSnapshot(this.#snapshots, volumeId, snapshotId));
+  }
+
+  deleteSnapshot(volumeId: string, snapshotId: string): Promise<void> {
+    return this.#serialised(() => deleteSnapshot(this.#snapshots, volumeId, snapshotId));
+  }
+
+  listSnapshots(volumeId: string): SnapshotInfo[] {
+    return listSnapshots(this.#snapshots, volumeId);
+  }
+
+  cloneVolume(sourceVolumeId: string, snapshotId: string, newVolumeId: string, sizeBytes?: number): Promise<void> {
+    return this.#serialised(() => cloneVolume(this.#snapshots, { sourceVolumeId, snapshotId, newVolumeId, sizeBytes }));
+  }
+
+  revertVolume(volumeId: string, snapshotId: string): Promise<void> {
+    return this.#serialised(() => revertVolume(this.#snapshots, volumeId, snapshotId));
+  }
+
+  snapshotExtents(volumeId: string, snapshotId: string): number[] {
+    return snapshotExtents(this.#fields.volumes, volumeId, snapshotId);
+  }
+
+  changedExtents(volumeId: string, fromSnapshotId: string, toSnapshotId: string): number[] {
+    return changedExtents(this.#fields.volumes, volumeId, fromSnapshotId, toSnapshotId);
   }
 
   /** Pool-wide flush: every dirty disk, then the queued metadata. */
@@ -163,7 +230,12 @@ export class DiskPool implements Pool {
     return this.#serialised(async () => {
       this.#closed = true;
       const errors: unknown[] = [];
-      const stores = [...this.#fields.volumes.values()].flatMap((state) => (state.store === null ? [] : [state.store]));
+      const stores: { close(): Promise<void> }[] = [...this.#fields.volumes.values()].flatMap((state) => (state.store === null ? [] : [state.store]));
+      for (const state of this.#fields.volumes.values()) {
+        for (const snapshot of state.snapshots.values()) {
+          if (snapshot.device !== null) stores.push(snapshot.device);
+        }
+      }
       for (const result of await Promise.allSettled(stores.map((store) => store.close()))) {
         if (result.status === 'rejected') {
           const reason: unknown = result.reason;
@@ -204,7 +276,7 @@ export class DiskPool implements Pool {
       return existing;
     }
     await this.#fields.metadata.saveVolumeRecord(volumeId, { sizeBytes });
-    const state: VolumeState = { sizeBytes, extents: new ExtentMap(), store: null };
+    const state: VolumeState = { sizeBytes, extents: new ExtentMap(), store: null, snapshots: new Map(), origin: null };
     this.#fields.volumes.set(volumeId, state);
     this.#fields.logger.info({ volumeId, sizeBytes }, 'created volume store');
     return state;
@@ -221,7 +293,8 @@ export class DiskPool implements Pool {
     if (sizeBytes === state.sizeBytes) {
       return;
     }
-    await this.#fields.metadata.saveVolumeRecord(volumeId, { sizeBytes });
+    // A clone keeps its origin in the record (volume-clone.ts recognises a repeated clone by it).
+    await this.#fields.metadata.saveVolumeRecord(volumeId, state.origin === null ? { sizeBytes } : { sizeBytes, origin: state.origin });
     state.sizeBytes = sizeBytes;
     state.store?.setSizeBytes(sizeBytes);
   }

@@ -17,8 +17,12 @@ import { locationDiskIndex, locationExtentIndex, packLocation } from './extent-m
  * | `hwm!<diskIndex>`            | JSON number: the disk's extent high-water mark |
  * | `vol!<volumeId>`             | JSON VolumeRecord                              |
  * | `map!<volumeId>!<logical>`   | 8 bytes: u32le disk index, u32le extent index  |
+ * | `snap!<volumeId>!<snapshotId>` | JSON SnapshotRecord (issue 8)                |
+ * | `smap!<volumeId>!<snapshotId>!<logical>` | 8 bytes, like `map!`             |
  *
- * `<logical>` is 12 hex digits so keys sort by offset. Mapping changes are
+ * `<logical>` is 12 hex digits so keys sort by offset. Snapshot keys are
+ * written once, in one synced batch with their record, and never change
+ * until the snapshot is deleted (docs/snapshots.md). Mapping changes are
  * queued in memory and written by the pool's flush, after the data they map
  * is fdatasync'd (ARCHITECTURE invariant 5); everything else is written
  * immediately with `sync: true`.
@@ -50,7 +54,17 @@ export interface PoolRecord {
 
 export interface VolumeRecord {
   readonly sizeBytes: number;
+  /** Set on a clone (issue 8): the snapshot it was made from, so a repeated clone request is recognised. */
+  readonly origin?: { readonly volumeId: string; readonly snapshotId: string };
 }
+
+export interface SnapshotRecord {
+  readonly sizeBytes: number;
+  readonly createdAtMs: number;
+}
+
+/** A snapshot's or clone's complete extent map, as [logical index, packed location] pairs. */
+export type MappingList = readonly (readonly [number, number])[];
 
 /** A snapshot of queued mapping changes: key → new value, or null to delete. */
 export type MappingBatch = Map<string, Buffer | null>;
@@ -67,6 +81,21 @@ export function assertVolumeId(volumeId: string): void {
 
 function mappingKey(volumeId: string, logicalIndex: number): string {
   return `map!${volumeId}!${logicalIndex.toString(16).padStart(12, '0')}`;
+}
+
+function snapshotKey(volumeId: string, snapshotId: string): string {
+  return `snap!${volumeId}!${snapshotId}`;
+}
+
+function snapshotMappingKey(volumeId: string, snapshotId: string, logicalIndex: number): string {
+  return `smap!${volumeId}!${snapshotId}!${logicalIndex.toString(16).padStart(12, '0')}`;
+}
+
+function locationValue(location: number): Buffer {
+  const value = Buffer.allocUnsafe(8);
+  value.writeUInt32LE(locationDiskIndex(location), 0);
+  value.writeUInt32LE(locationExtentIndex(location), 4);
+  return value;
 }
 
 export class MetadataStore {
@@ -122,10 +151,7 @@ export class MetadataStore {
   }
 
   queueMapping(volumeId: string, logicalIndex: number, location: number): void {
-    const value = Buffer.allocUnsafe(8);
-    value.writeUInt32LE(locationDiskIndex(location), 0);
-    value.writeUInt32LE(locationExtentIndex(location), 4);
-    this.#queued.set(mappingKey(volumeId, logicalIndex), value);
+    this.#queued.set(mappingKey(volumeId, logicalIndex), locationValue(location));
   }
 
   queueUnmapping(volumeId: string, logicalIndex: number): void {
@@ -160,13 +186,77 @@ export class MetadataStore {
     return this.#write(operations);
   }
 
-  /** Delete a volume's record and the given mappings in one durable batch. */
-  deleteVolume(volumeId: string, logicalIndexes: Iterable<number>): Promise<void> {
+  /** Delete a volume's record, the given mappings and the given snapshots (with their maps) in one durable batch. */
+  deleteVolume(volumeId: string, logicalIndexes: Iterable<number>, snapshots: Iterable<readonly [string, Iterable<number>]> = []): Promise<void> {
     const operations: PoolBatchOperation[] = [{ type: 'del', key: `vol!${volumeId}` }];
     for (const logicalIndex of logicalIndexes) {
       operations.push({ type: 'del', key: mappingKey(volumeId, logicalIndex) });
     }
+    for (const [snapshotId, snapshotLogicals] of snapshots) {
+      operations.push(...snapshotDeletions(volumeId, snapshotId, snapshotLogicals));
+    }
     return this.#write(operations);
+  }
+
+  async loadSnapshots(): Promise<Map<string, Map<string, SnapshotRecord>>> {
+    const snapshots = new Map<string, Map<string, SnapshotRecord>>();
+    for await (const [key, value] of this.#db.iterator({ gte: 'snap!', lt: 'snap"' })) {
+      const [volumeId, snapshotId] = splitIds(key.slice('snap!'.length), key);
+      let ofVolume = snapshots.get(volumeId);
+      if (ofVolume === undefined) {
+        ofVolume = new Map();
+        snapshots.set(volumeId, ofVolume);
+      }
+      ofVolume.set(snapshotId, parseJson(value, key) as SnapshotRecord);
+    }
+    return snapshots;
+  }
+
+  /** Visit every durable snapshot mapping. */
+  async loadSnapshotMappings(visit: (volumeId: string, snapshotId: string, logicalIndex: number, location: number) => void): Promise<void> {
+    for await (const [key, value] of this.#db.iterator({ gte: 'smap!', lt: 'smap"' })) {
+      const separator = key.lastIndexOf('!');
+      const [volumeId, snapshotId] = splitIds(key.slice('smap!'.length, separator), key);
+      const logicalIndex = Number.parseInt(key.slice(separator + 1), 16);
+      if (value.length !== 8 || !Number.isSafeInteger(logicalIndex)) {
+        throw new PlinthError('METADATA_CORRUPT', `pool metadata: malformed snapshot mapping entry "${key}"`, { key });
+      }
+      visit(volumeId, snapshotId, logicalIndex, packLocation(value.readUInt32LE(0), value.readUInt32LE(4)));
+    }
+  }
+
+  /** A new snapshot: its record and its whole extent map in one durable batch. */
+  saveSnapshot(volumeId: string, snapshotId: string, record: SnapshotRecord, mappings: MappingList): Promise<void> {
+    const operations: PoolBatchOperation[] = [{ type: 'put', key: snapshotKey(volumeId, snapshotId), value: jsonValue(record) }];
+    for (const [logicalIndex, location] of mappings) {
+      operations.push({ type: 'put', key: snapshotMappingKey(volumeId, snapshotId, logicalIndex), value: locationValue(location) });
+    }
+    return this.#write(operations);
+  }
+
+  deleteSnapshot(volumeId: string, snapshotId: string, logicalIndexes: Iterable<number>): Promise<void> {
+    return this.#write(snapshotDeletions(volumeId, snapshotId, logicalIndexes));
+  }
+
+  /** A clone: the new volume's record and its whole extent map in one durable batch. */
+  createVolumeWithMappings(volumeId: string, record: VolumeRecord, mappings: MappingList): Promise<void> {
+    const operations: PoolBatchOperation[] = [{ type: 'put', key: `vol!${volumeId}`, value: jsonValue(record) }];
+    for (const [logicalIndex, location] of mappings) {
+      operations.push({ type: 'put', key: mappingKey(volumeId, logicalIndex), value: locationValue(location) });
+    }
+    return this.#write(operations);
+  }
+
+  /** A revert: drop the volume's mappings at `oldLogicalIndexes` and write `mappings` instead, in one durable batch. */
+  replaceMappings(volumeId: string, oldLogicalIndexes: Iterable<number>, mappings: MappingList): Promise<void> {
+    const changes = new Map<string, Buffer | null>();
+    for (const logicalIndex of oldLogicalIndexes) {
+      changes.set(mappingKey(volumeId, logicalIndex), null);
+    }
+    for (const [logicalIndex, location] of mappings) {
+      changes.set(mappingKey(volumeId, logicalIndex), locationValue(location));
+    }
+    return this.writeBatch(changes);
   }
 
   async #get(key: string): Promise<Buffer | undefined> {
@@ -187,6 +277,24 @@ export class MetadataStore {
       throw new PlinthError('IO_ERROR', `pool metadata: writing ${operations.length} entries failed`, { entries: operations.length }, { cause: err });
     }
   }
+}
+
+function snapshotDeletions(volumeId: string, snapshotId: string, logicalIndexes: Iterable<number>): PoolBatchOperation[] {
+  const operations: PoolBatchOperation[] = [{ type: 'del', key: snapshotKey(volumeId, snapshotId) }];
+  for (const logicalIndex of logicalIndexes) {
+    operations.push({ type: 'del', key: snapshotMappingKey(volumeId, snapshotId, logicalIndex) });
+  }
+  return operations;
+}
+
+/** `<volumeId>!<snapshotId>` (neither contains '!'). */
+function splitIds(ids: string, key: string): [string, string] {
+  const parts = ids.split('!');
+  const [volumeId, snapshotId] = parts;
+  if (parts.length !== 2 || volumeId === undefined || snapshotId === undefined || volumeId === '' || snapshotId === '') {
+    throw new PlinthError('METADATA_CORRUPT', `pool metadata: malformed snapshot key "${key}"`, { key });
+  }
+  return [volumeId, snapshotId];
 }
 
 function jsonValue(value: unknown): Buffer {

@@ -3,12 +3,14 @@ import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import type { Disk } from './disk.js';
 import type { DiskLayer } from './disk-file-io.js';
-import { DiskPool, type VolumeState } from './disk-pool.js';
+import { DiskPool } from './disk-pool.js';
+import type { VolumeState } from './pool-state.js';
 import { attachDisks, type AttachedDisk } from './disk-set.js';
 import { type AllocatorDiskOptions, ExtentAllocator } from './extent-allocator.js';
 import { ExtentIo } from './extent-io.js';
 import { type InlineIoOptions, resolveInlineIoOptions } from './inline-io-policy.js';
 import { ExtentMap, locationDiskIndex, MAX_DISKS } from './extent-map.js';
+import { ExtentRefcounts } from './extent-refcounts.js';
 import { MetadataStore, POOL_RECORD_VERSION, type PoolDatabase, type PoolRecord } from './metadata-store.js';
 import { DEFAULT_METADATA_QUEUE_LIMIT, PoolFlusher } from './pool-flusher.js';
 import type { DiskSpec } from './pool-types.js';
@@ -50,6 +52,8 @@ export interface OpenPoolOptions {
 export interface OpenPoolModules {
   readonly db: PoolDatabase;
   readonly logger: Logger;
+  /** Clock for snapshot creation times (default Date.now). */
+  readonly nowMs?: () => number;
 }
 
 export async function openPool(options: OpenPoolOptions, modules: OpenPoolModules): Promise<DiskPool> {
@@ -68,7 +72,10 @@ export async function openPool(options: OpenPoolOptions, modules: OpenPoolModule
     { metadata, logger },
   );
   try {
-    return await assemblePool({ disks, record, metadataQueueLimit: options.metadataQueueLimit ?? DEFAULT_METADATA_QUEUE_LIMIT }, { metadata, logger });
+    return await assemblePool(
+      { disks, record, metadataQueueLimit: options.metadataQueueLimit ?? DEFAULT_METADATA_QUEUE_LIMIT },
+      { metadata, logger, nowMs: modules.nowMs ?? Date.now },
+    );
   } catch (err) {
     await Promise.all(
       disks.map(({ disk }) => disk.close().catch((closeErr: unknown) => logger.warn({ err: closeErr, path: disk.path }, 'closing disk after a failed open failed'))),
@@ -116,10 +123,10 @@ export function assertExtentSize(extentSizeBytes: number): void {
 
 async function assemblePool(
   options: { disks: readonly AttachedDisk[]; record: PoolRecord; metadataQueueLimit: number },
-  modules: { metadata: MetadataStore; logger: Logger },
+  modules: { metadata: MetadataStore; logger: Logger; nowMs: () => number },
 ): Promise<DiskPool> {
   const { disks, record, metadataQueueLimit } = options;
-  const { metadata, logger } = modules;
+  const { metadata, logger, nowMs } = modules;
   const allocatorDisks: AllocatorDiskOptions[] = [];
   for (const { record: diskRecord } of disks) {
     const extentCount = Math.floor(diskRecord.capacityBytes / record.extentSizeBytes);
@@ -133,7 +140,8 @@ async function assemblePool(
     { disks: allocatorDisks },
     { persistHighWaterMark: (diskIndex, highWaterMark) => metadata.saveHighWaterMark(diskIndex, highWaterMark) },
   );
-  const volumes = await loadVolumes(record.extentSizeBytes, metadata, allocator);
+  const refcounts = new ExtentRefcounts();
+  const volumes = await loadVolumes(record.extentSizeBytes, metadata, { allocator, refcounts });
   const diskByIndex = new Map<number, Disk>(disks.map(({ disk, record: diskRecord }) => [diskRecord.index, disk]));
   const io = new ExtentIo({ extentSizeBytes: record.extentSizeBytes, disks: diskByIndex });
   const flusher = new PoolFlusher(
@@ -141,14 +149,36 @@ async function assemblePool(
     { metadata, allocator, inFlight: io.inFlight, logger },
   );
   logger.info({ poolId: record.poolId, disks: disks.length, volumes: volumes.size }, 'opened pool');
-  return new DiskPool({ poolId: record.poolId, extentSizeBytes: record.extentSizeBytes, disks, volumes, metadata, allocator, io, flusher, logger });
+  return new DiskPool({ poolId: record.poolId, extentSizeBytes: record.extentSizeBytes, disks, volumes, metadata, allocator, refcounts, io, flusher, nowMs, logger });
 }
 
-async function loadVolumes(extentSizeBytes: number, metadata: MetadataStore, allocator: ExtentAllocator): Promise<Map<string, VolumeState>> {
+/**
+ * Rebuild the in-memory maps, the allocator and the refcounts from the
+ * durable maps (volumes and snapshots, issue 8). Whatever a crash left
+ * allocated but unmapped (a copy-on-write or snapshot whose mapping never
+ * became durable) is referenced by no map, so it is simply free: the
+ * derived state cannot leak.
+ */
+async function loadVolumes(
+  extentSizeBytes: number,
+  metadata: MetadataStore,
+  modules: { allocator: ExtentAllocator; refcounts: ExtentRefcounts },
+): Promise<Map<string, VolumeState>> {
+  const { allocator, refcounts } = modules;
   const volumes = new Map<string, VolumeState>();
   for (const [volumeId, volumeRecord] of await metadata.loadVolumes()) {
-    volumes.set(volumeId, { sizeBytes: volumeRecord.sizeBytes, extents: new ExtentMap(), store: null });
+    volumes.set(volumeId, { sizeBytes: volumeRecord.sizeBytes, extents: new ExtentMap(), store: null, snapshots: new Map(), origin: volumeRecord.origin ?? null });
   }
+  await loadSnapshotRecords(metadata, volumes);
+  const referenced = new Set<number>();
+  const reference = (location: number): void => {
+    if (referenced.has(location)) {
+      refcounts.addReference(location);
+    } else {
+      referenced.add(location);
+      allocator.markUsed(location);
+    }
+  };
   await metadata.loadMappings((volumeId, logicalIndex, location) => {
     const state = volumes.get(volumeId);
     if (state === undefined || logicalIndex * extentSizeBytes >= state.sizeBytes) {
@@ -158,9 +188,34 @@ async function loadVolumes(extentSizeBytes: number, metadata: MetadataStore, all
         diskIndex: locationDiskIndex(location),
       });
     }
-    allocator.markUsed(location);
+    reference(location);
     state.extents.set(logicalIndex, location);
+  });
+  await metadata.loadSnapshotMappings((volumeId, snapshotId, logicalIndex, location) => {
+    const snapshot = volumes.get(volumeId)?.snapshots.get(snapshotId);
+    if (snapshot === undefined || logicalIndex * extentSizeBytes >= snapshot.sizeBytes) {
+      throw new PlinthError('METADATA_CORRUPT', `pool metadata maps extent ${logicalIndex} of snapshot ${volumeId}@${snapshotId}, which does not exist or is past its end`, {
+        volumeId,
+        snapshotId,
+        logicalIndex,
+      });
+    }
+    reference(location);
+    snapshot.extents.set(logicalIndex, location);
   });
   allocator.finishLoad();
   return volumes;
+}
+
+async function loadSnapshotRecords(metadata: MetadataStore, volumes: Map<string, VolumeState>): Promise<void> {
+  for (const [volumeId, records] of await metadata.loadSnapshots()) {
+    const state = volumes.get(volumeId);
+    if (state === undefined) {
+      throw new PlinthError('METADATA_CORRUPT', `pool metadata has snapshots of volume ${volumeId}, which does not exist`, { volumeId });
+    }
+    const oldestFirst = [...records].sort(([leftId, left], [rightId, right]) => left.createdAtMs - right.createdAtMs || (leftId < rightId ? -1 : 1));
+    for (const [snapshotId, record] of oldestFirst) {
+      state.snapshots.set(snapshotId, { snapshotId, sizeBytes: record.sizeBytes, createdAtMs: record.createdAtMs, extents: new ExtentMap(), device: null });
+    }
+  }
 }

@@ -13,6 +13,8 @@ import { assertInRange } from '../range.js';
 import type { Allocation, ExtentAllocator } from './extent-allocator.js';
 import { type ExtentIo, settleAll } from './extent-io.js';
 import type { ExtentMap } from './extent-map.js';
+import type { ExtentRefcounts } from './extent-refcounts.js';
+import { fillCopiedExtent } from './copy-on-write.js';
 import type { MetadataStore } from './metadata-store.js';
 import type { VolumeStore } from './pool-types.js';
 
@@ -26,6 +28,13 @@ import type { VolumeStore } from './pool-types.js';
  * everywhere else unless the extent is known zero (extent-allocator.ts).
  * Concurrent writes to a logical extent that is being allocated wait for
  * that allocation and then write into the mapped extent.
+ *
+ * Copy-on-write (issue 8, docs/snapshots.md): an extent that a snapshot or
+ * clone also maps (refcounts.isShared) is never written in place. The first
+ * write, zero or partial trim into it allocates a fresh extent, fills it
+ * (copy-on-write.ts) and remaps, registered in #allocating exactly like a
+ * first allocation, so concurrent writers of that extent wait for it; a
+ * whole-extent trim just drops this volume's reference.
  *
  * Durability (ARCHITECTURE invariant 5, NBD proto.md "Ordering of messages
  * and writes"): flush() is pool-wide: fdatasync every dirty disk, then write
@@ -50,12 +59,14 @@ export const VOLUME_BLOCK_SIZE: BlockSizeHints = {
 };
 
 /** Bound on the work of one blockStatus call; the answer may cover less than asked (NBD allows it). */
-const BLOCK_STATUS_MAX_EXTENTS = 65536;
+export const BLOCK_STATUS_MAX_EXTENTS = 65536;
 
 export interface VolumeStoreContext {
   readonly io: ExtentIo;
   readonly allocator: ExtentAllocator;
   readonly metadata: MetadataStore;
+  /** References to physical extents from every volume, snapshot and clone of the pool. */
+  readonly refcounts: ExtentRefcounts;
   /** Pool-wide flush: every disk, then the queued metadata. */
   flush(): Promise<void>;
   /** The metadata queue grew; the pool may start a background flush to keep it bounded. */
@@ -187,7 +198,8 @@ export class PoolVolumeStore implements VolumeStore {
       return false;
     }
     const location = this.#extents.get(logical);
-    return location !== undefined && this.#context.io.tryWriteInline(location, offsetInExtent, data, 0, data.length);
+    // A shared extent takes write()'s copy-on-write path.
+    return location !== undefined && this.#writableInPlace(logical, location) && this.#context.io.tryWriteInline(location, offsetInExtent, data, 0, data.length);
   }
 
   /**
@@ -357,7 +369,7 @@ export class PoolVolumeStore implements VolumeStore {
 
   #writePiece(logical: number, offsetInExtent: number, source: Buffer, sourceOffset: number, lengthBytes: number): Promise<void> {
     const location = this.#extents.get(logical);
-    if (location !== undefined) {
+    if (location !== undefined && this.#writableInPlace(logical, location)) {
       return this.#context.io.write(location, offsetInExtent, source, sourceOffset, lengthBytes);
     }
     const allocating = this.#allocating.get(logical);
@@ -365,12 +377,12 @@ export class PoolVolumeStore implements VolumeStore {
       const retry = (): Promise<void> => this.#writePiece(logical, offsetInExtent, source, sourceOffset, lengthBytes);
       return allocating.then(retry, retry);
     }
-    return this.#allocate(logical, offsetInExtent, source, sourceOffset, lengthBytes);
+    return this.#allocate(logical, offsetInExtent, source, sourceOffset, lengthBytes, location ?? null);
   }
 
   #writevPiece(logical: number, offsetInExtent: number, views: readonly Buffer[], lengthBytes: number): Promise<void> {
     const location = this.#extents.get(logical);
-    if (location !== undefined) {
+    if (location !== undefined && this.#writableInPlace(logical, location)) {
       return this.#context.io.writev(location, offsetInExtent, views, lengthBytes);
     }
     const allocating = this.#allocating.get(logical);
@@ -378,16 +390,21 @@ export class PoolVolumeStore implements VolumeStore {
       const retry = (): Promise<void> => this.#writevPiece(logical, offsetInExtent, views, lengthBytes);
       return allocating.then(retry, retry);
     }
-    return this.#allocate(logical, offsetInExtent, Buffer.concat(views, lengthBytes), 0, lengthBytes);
+    return this.#allocate(logical, offsetInExtent, Buffer.concat(views, lengthBytes), 0, lengthBytes, location ?? null);
   }
 
   /**
    * Map a physical extent to `logical`, with `source` bytes (or zeroes when
-   * source is null) at [offsetInExtent, +lengthBytes) and zeroes elsewhere.
-   * Registered synchronously so concurrent writers of the same extent wait.
+   * source is null) at [offsetInExtent, +lengthBytes) and zeroes elsewhere,
+   * or, when `sharedLocation` is given (copy-on-write), that extent's bytes
+   * elsewhere. Registered synchronously so concurrent writers of the same
+   * extent wait.
    */
-  #allocate(logical: number, offsetInExtent: number, source: Buffer | null, sourceOffset: number, lengthBytes: number): Promise<void> {
-    const allocation = this.#allocateAndFill(logical, offsetInExtent, source, sourceOffset, lengthBytes);
+  #allocate(logical: number, offsetInExtent: number, source: Buffer | null, sourceOffset: number, lengthBytes: number, sharedLocation: number | null = null): Promise<void> {
+    const allocation =
+      sharedLocation === null
+        ? this.#allocateAndFill(logical, offsetInExtent, source, sourceOffset, lengthBytes)
+        : this.#copyOnWrite(logical, sharedLocation, offsetInExtent, source, sourceOffset, lengthBytes);
     this.#allocating.set(logical, allocation);
     const forget = (): void => {
       this.#allocating.delete(logical);
@@ -422,6 +439,32 @@ export class PoolVolumeStore implements VolumeStore {
     this.#extents.set(logical, location);
     this.#context.metadata.queueMapping(this.volumeId, logical, location);
     this.#context.noteMetadataQueued();
+  }
+
+  async #copyOnWrite(logical: number, sharedLocation: number, offsetInExtent: number, source: Buffer | null, sourceOffset: number, lengthBytes: number): Promise<void> {
+    const { location } = await this.#takeExtent();
+    const context = this.#context;
+    try {
+      await fillCopiedExtent(context.io, {
+        extentSizeBytes: this.#extentSizeBytes,
+        fromLocation: sharedLocation,
+        toLocation: location,
+        offsetInExtent,
+        lengthBytes,
+        source,
+        sourceOffset,
+      });
+    } catch (err) {
+      context.allocator.returnUnused(location);
+      throw err;
+    }
+    this.#extents.set(logical, location);
+    context.metadata.queueMapping(this.volumeId, logical, location);
+    // The durable map still names sharedLocation until the next flush: a free stays pending until then (pool-flusher.ts).
+    if (context.refcounts.dropReference(sharedLocation)) {
+      context.allocator.free(sharedLocation);
+    }
+    context.noteMetadataQueued();
   }
 
   /** Allocate; when the pool is full but frees await durability, flush once so they become reusable. */
@@ -481,7 +524,9 @@ export class PoolVolumeStore implements VolumeStore {
         this.#unmap(logical);
       } else {
         const location = this.#extents.get(logical);
-        if (location !== undefined) {
+        if (location !== undefined && this.#context.refcounts.isShared(location)) {
+          edgeWrites.push(this.#allocate(logical, position - extentStart, null, 0, pieceEnd - position, location));
+        } else if (location !== undefined) {
           edgeWrites.push(this.#context.io.writeZeroes(location, position - extentStart, pieceEnd - position));
         }
       }
@@ -510,11 +555,20 @@ export class PoolVolumeStore implements VolumeStore {
       await this.#allocationSettled(logical);
     }
     const location = this.#extents.get(logical);
-    if (location !== undefined) {
+    if (location !== undefined && !this.#context.refcounts.isShared(location)) {
       await this.#context.io.writeZeroes(location, offsetInExtent, lengthBytes);
       return;
     }
-    await this.#allocate(logical, offsetInExtent, null, 0, lengthBytes);
+    await this.#allocate(logical, offsetInExtent, null, 0, lengthBytes, location ?? null);
+  }
+
+  /**
+   * A mapped extent that is not shared and has no copy-on-write running (that copy could
+   * miss an in-place write if the snapshot was deleted meanwhile and the
+   * extent stopped being shared).
+   */
+  #writableInPlace(logical: number, location: number): boolean {
+    return !this.#context.refcounts.isShared(location) && (this.#allocating.size === 0 || !this.#allocating.has(logical));
   }
 
   #unmap(logical: number): void {
@@ -524,7 +578,10 @@ export class PoolVolumeStore implements VolumeStore {
     }
     this.#extents.delete(logical);
     this.#context.metadata.queueUnmapping(this.volumeId, logical);
-    this.#context.allocator.free(location);
+    // A shared extent only loses this volume's reference; snapshots and clones keep reading it.
+    if (this.#context.refcounts.dropReference(location)) {
+      this.#context.allocator.free(location);
+    }
     this.#context.noteMetadataQueued();
   }
 
