@@ -13,6 +13,7 @@ import {
   NBD_OPT_LIST,
   NBD_OPT_LIST_META_CONTEXT,
   NBD_OPT_SET_META_CONTEXT,
+  NBD_OPT_STARTTLS,
   NBD_OPT_STRUCTURED_REPLY,
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
@@ -45,6 +46,7 @@ import {
 import type { NbdLimits } from './limits.js';
 import { listMetaContexts, selectMetaContexts } from './meta-context.js';
 import { ProtocolError } from './protocol-error.js';
+import { type NbdTlsMode, tlsGate } from './tls-policy.js';
 
 /**
  * Per-connection option negotiation (proto.md "Fixed newstyle negotiation"
@@ -69,11 +71,15 @@ export interface NegotiatedExport {
 export type HandshakeOutcome =
   | { readonly kind: 'continue'; readonly replies: Buffer[] }
   | { readonly kind: 'close'; readonly replies: Buffer[]; readonly reason: string }
+  /** Send the replies (the ACK), then upgrade the socket to TLS and go on negotiating over it. */
+  | { readonly kind: 'starttls'; readonly replies: Buffer[] }
   | { readonly kind: 'transmission'; readonly replies: Buffer[]; readonly negotiated: NegotiatedExport };
 
 export interface HandshakeOptions {
   readonly limits: NbdLimits;
   readonly client: ExportClient;
+  /** TLS rules for this connection (tls-policy.ts); default 'none' (NOTLS). */
+  readonly tlsMode?: NbdTlsMode;
 }
 
 export interface HandshakeModules {
@@ -90,6 +96,9 @@ export class Handshake {
   private readonly options: HandshakeOptions;
   private readonly modules: HandshakeModules;
   private noZeroes = false;
+  /** Until client flags arrive, assume fixed newstyle: every real client sets it. */
+  private fixedNewstyle = true;
+  private tlsActive = false;
   private structuredReplies = false;
   private metaContexts: MetaContextSelection | undefined;
   private optionCount = 0;
@@ -101,6 +110,12 @@ export class Handshake {
 
   onClientFlags(flags: ClientFlags): void {
     this.noZeroes = flags.noZeroes;
+    this.fixedNewstyle = flags.fixedNewstyle;
+  }
+
+  /** True once STARTTLS was acknowledged: the rest of the connection runs over TLS. */
+  get isTlsActive(): boolean {
+    return this.tlsActive;
   }
 
   async onOption(option: number, data: Buffer): Promise<HandshakeOutcome> {
@@ -109,6 +124,21 @@ export class Handshake {
       // proto.md: a server MAY hard-disconnect a client it deems a denial of service.
       const reason = `more than ${this.options.limits.maxOptionsPerHandshake} options in one handshake`;
       return { kind: 'close', replies: [encodeOptionError(option, NBD_REP_ERR_POLICY, reason)], reason };
+    }
+    const gate = tlsGate(
+      { mode: this.options.tlsMode ?? 'none', tlsActive: this.tlsActive, fixedNewstyle: this.fixedNewstyle },
+      option,
+      data.length,
+    );
+    switch (gate.kind) {
+      case 'refuse':
+        return continueWith(encodeOptionError(option, gate.errorType, gate.message));
+      case 'close':
+        return { kind: 'close', replies: [], reason: gate.reason };
+      case 'starttls':
+        return this.onStartTls();
+      case 'proceed':
+        break;
     }
     switch (option) {
       case NBD_OPT_EXPORT_NAME:
@@ -127,9 +157,21 @@ export class Handshake {
       case NBD_OPT_SET_META_CONTEXT:
         return this.onMetaContext(option, data);
       default:
-        // STARTTLS (we run NOTLS mode), EXTENDED_HEADERS, PEEK_EXPORT and unknown options.
+        // EXTENDED_HEADERS, PEEK_EXPORT and unknown options (STARTTLS never gets here: tls-policy.ts).
         return continueWith(encodeOptionError(option, NBD_REP_ERR_UNSUP, `option ${optionName(option)} is not supported`));
     }
+  }
+
+  /**
+   * STARTTLS acknowledged: forget what was negotiated in clear, since a
+   * man in the middle could have injected it (the lesson of nbdkit's
+   * CVE-2021-3716); the client renegotiates over TLS.
+   */
+  private onStartTls(): HandshakeOutcome {
+    this.tlsActive = true;
+    this.structuredReplies = false;
+    this.metaContexts = undefined;
+    return { kind: 'starttls', replies: [encodeOptionReply(NBD_OPT_STARTTLS, NBD_REP_ACK)] };
   }
 
   /** proto.md: NBD_OPT_EXPORT_NAME cannot fail with a reply, so any failure closes the session. */

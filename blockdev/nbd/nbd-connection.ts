@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type pino from 'pino';
 import { failpoints, hitFailpointSync } from '../../common/failpoints/failpoints.js';
 import { toError } from '../../common/plinth-error.js';
@@ -11,6 +12,7 @@ import { encodeOptionError, encodeServerGreeting } from './handshake-codec.js';
 import type { NbdLimits } from './limits.js';
 import { ProtocolError } from './protocol-error.js';
 import { accountedBytesOf, TransmissionSession } from './transmission.js';
+import { type NbdTlsOptions, tlsModeOf, upgradeToServerTls } from './tls-upgrade.js';
 
 /**
  * One client connection: the thin shell around the pure codecs. It moves
@@ -24,11 +26,17 @@ import { accountedBytesOf, TransmissionSession } from './transmission.js';
  *   in the same tick go out in one writev (cork/uncork).
  * - The export handle is released exactly once, after the socket is gone
  *   and every in-flight device call has completed.
+ *
+ * After NBD_OPT_STARTTLS the connection swaps its socket for a TLSSocket
+ * over the same TCP connection (swapToTls); everything else, the data path
+ * included, reads and writes `this.socket` and does not know the difference.
  */
 
 export interface NbdConnectionOptions {
   readonly connectionId: string;
   readonly limits: NbdLimits;
+  /** NBD_OPT_STARTTLS support; without it the connection runs NOTLS (tls-policy.ts). */
+  readonly tls?: NbdTlsOptions;
 }
 
 export interface NbdConnectionModules {
@@ -50,7 +58,10 @@ export class NbdConnection {
   readonly finished: Promise<void>;
 
   private readonly limits: NbdLimits;
-  private readonly socket: Socket;
+  /** The plain TCP socket, replaced by its TLSSocket once STARTTLS is acknowledged. */
+  private socket: Socket;
+  private readonly tls: NbdTlsOptions | undefined;
+  private tlsEstablished = false;
   private readonly logger: pino.Logger;
   private readonly reader: FrameReader;
   private readonly handshake: Handshake;
@@ -79,12 +90,17 @@ export class NbdConnection {
     this.id = options.connectionId;
     this.limits = options.limits;
     this.socket = modules.socket;
+    this.tls = options.tls;
     this.remoteAddress = `${modules.socket.remoteAddress ?? 'unknown'}:${modules.socket.remotePort ?? 0}`;
     this.logger = modules.logger.child({ connection: this.id, client: this.remoteAddress });
     this.buffers = modules.buffers ?? new BufferPool();
     this.reader = new FrameReader(options.limits, this.buffers);
     this.handshake = new Handshake(
-      { limits: options.limits, client: { protocol: 'nbd', connectionId: this.id, remoteAddress: this.remoteAddress } },
+      {
+        limits: options.limits,
+        client: { protocol: 'nbd', connectionId: this.id, remoteAddress: this.remoteAddress },
+        tlsMode: tlsModeOf(options.tls),
+      },
       { exports: modules.exports, logger: this.logger },
     );
     this.closed = new Promise((resolve) => {
@@ -106,11 +122,7 @@ export class NbdConnection {
     // A deadline for the whole handshake, not an idle timer a slow drip could keep alive.
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), this.limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('drain', () => this.pump());
-    socket.on('error', (error: Error) => this.logger.info({ err: error }, 'NBD connection error'));
-    socket.on('close', () => this.onClose());
+    this.attachSocket(socket);
     this.logger.debug('NBD client connected');
     this.send(encodeServerGreeting());
   }
@@ -144,6 +156,37 @@ export class NbdConnection {
     // Refuses what is already buffered, then (via checkIdle) flushes and closes once idle.
     this.pump();
     return this.finished;
+  }
+
+  private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onSocketEnd = (): void => this.onEnd();
+  private readonly onSocketDrain = (): void => this.pump();
+  private readonly onSocketError = (error: Error): void => this.onError(error);
+  private readonly onSocketClose = (): void => this.onClose();
+
+  private attachSocket(socket: Socket): void {
+    socket.on('data', this.onSocketData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('drain', this.onSocketDrain);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
+  }
+
+  private detachSocket(socket: Socket): void {
+    socket.off('data', this.onSocketData);
+    socket.off('end', this.onSocketEnd);
+    socket.off('drain', this.onSocketDrain);
+    socket.off('error', this.onSocketError);
+    socket.off('close', this.onSocketClose);
+  }
+
+  private onError(error: Error): void {
+    if (this.socket instanceof TLSSocket && !this.tlsEstablished) {
+      // A client that hangs up mid-handshake or sends no ClientHello costs only this connection.
+      this.logger.info({ reason: error.message, code: errorCodeOf(error) }, 'NBD TLS handshake failed');
+      return;
+    }
+    this.logger.info({ err: error }, 'NBD connection error');
   }
 
   private onData(chunk: Buffer): void {
@@ -263,6 +306,10 @@ export class NbdConnection {
       this.maybeFinish();
       return;
     }
+    if (outcome.kind === 'starttls') {
+      this.startTls(outcome.replies);
+      return;
+    }
     for (const reply of outcome.replies) {
       this.send(reply);
     }
@@ -280,6 +327,54 @@ export class NbdConnection {
     }
     this.resumeReading();
     this.pump();
+  }
+
+  /**
+   * STARTTLS accepted; reading is still paused since the option arrived.
+   * Write the ACK in clear, and once it is written wrap the socket. The client
+   * MUST wait for the ACK before its ClientHello (proto.md "Client-side
+   * requirements"), so bytes already read in clear are a protocol error:
+   * they could not be handed to TLS, and must not be read as options.
+   */
+  private startTls(ackReplies: readonly Buffer[]): void {
+    const tls = this.tls;
+    const buffered = this.reader.bufferedByteCount;
+    if (tls === undefined || buffered !== 0) {
+      const reason =
+        tls === undefined
+          ? 'STARTTLS acknowledged without TLS configured'
+          : 'data sent after NBD_OPT_STARTTLS before its ACK';
+      this.logger.warn({ bufferedBytes: buffered }, `NBD protocol error: ${reason}`);
+      this.disconnect(`protocol error: ${reason}`);
+      return;
+    }
+    const plain = this.socket;
+    plain.write(Buffer.concat(ackReplies), (error) => {
+      if (error !== null && error !== undefined) {
+        this.logger.info({ reason: error.message }, 'NBD client left before TLS started');
+        this.disconnect('write of the STARTTLS ACK failed');
+        return;
+      }
+      if (this.socketClosed || this.phase === 'closing') {
+        return;
+      }
+      this.swapToTls(plain, tls);
+    });
+  }
+
+  private swapToTls(plain: Socket, tls: NbdTlsOptions): void {
+    this.detachSocket(plain);
+    // From here the TLSSocket reports errors; a listener stays so a late one on the raw socket cannot throw.
+    plain.on('error', (error: Error) => this.logger.debug({ reason: error.message }, 'NBD raw socket error under TLS'));
+    const secure = upgradeToServerTls(plain, tls);
+    this.socket = secure;
+    secure.once('secure', () => {
+      this.tlsEstablished = true;
+      this.logger.info({ tlsProtocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'NBD TLS established');
+    });
+    this.attachSocket(secure);
+    // The new socket flows as soon as it has a 'data' listener; honour the pause state from here on.
+    this.readingPaused = false;
   }
 
   private enterTransmission(negotiated: NegotiatedExport): void {
@@ -487,4 +582,9 @@ export class NbdConnection {
     }
     this.resolveFinished();
   }
+}
+
+function errorCodeOf(error: Error): string | undefined {
+  const code: unknown = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : undefined;
 }

@@ -4,6 +4,9 @@ import { type NbdLimits, resolveNbdLimits } from './limits.js';
 import { BufferPool } from '../buffer-pool.js';
 import { NbdConnection } from './nbd-connection.js';
 import { ProtocolListener } from '../protocol-listener.js';
+import type { NbdTlsOptions } from './tls-upgrade.js';
+
+export type { NbdTlsOptions } from './tls-upgrade.js';
 
 /**
  * The NBD listener: accepts TCP connections, runs one NbdConnection per
@@ -16,6 +19,12 @@ export interface NbdServerOptions {
   readonly host: string;
   readonly port: number;
   readonly limits?: Partial<NbdLimits>;
+  /**
+   * NBD_OPT_STARTTLS with this certificate (proto.md "TLS support"). With
+   * `required` the server runs FORCEDTLS: no option but STARTTLS/ABORT is
+   * answered in clear, so no export name leaks. Absent: NOTLS.
+   */
+  readonly tls?: NbdTlsOptions;
 }
 
 export interface NbdServerModules {
@@ -40,6 +49,7 @@ export interface NbdServer {
 export async function startNbdServer(options: NbdServerOptions, modules: NbdServerModules): Promise<NbdServer> {
   const limits = resolveNbdLimits(options.limits);
   const logger = modules.logger.child({ component: 'nbd' });
+  const tls: NbdTlsOptions | undefined = options.tls;
   /** Large READ replies and WRITE payloads, recycled across this server's connections. */
   const buffers = new BufferPool();
   const listener = new ProtocolListener<NbdConnection>(
@@ -55,9 +65,13 @@ export async function startNbdServer(options: NbdServerOptions, modules: NbdServ
       logger,
       // NbdConnection.closed settles when the socket goes; .finished once in-flight I/O ended and the export is released.
       createConnection: (socket, connectionId) =>
-        new NbdConnection({ connectionId, limits }, { socket, exports: modules.exports, logger, buffers }),
+        new NbdConnection(
+          { connectionId, limits, ...(tls === undefined ? {} : { tls }) },
+          { socket, exports: modules.exports, logger, buffers },
+        ),
     },
   );
   await listener.listen(options.host, options.port);
+  logger.info({ tls: tls === undefined ? 'off' : tls.required ? 'required' : 'optional' }, 'NBD TLS mode');
   return listener;
 }

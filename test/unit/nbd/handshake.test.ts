@@ -31,6 +31,7 @@ import {
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
   NBD_REP_ERR_POLICY,
+  NBD_REP_ERR_TLS_REQD,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
@@ -176,11 +177,105 @@ t.test('meta context options need structured replies and valid data', async (t) 
 
 t.test('unsupported options get ERR_UNSUP and negotiation goes on', async (t) => {
   const { handshake } = setup();
-  for (const option of [NBD_OPT_STARTTLS, NBD_OPT_EXTENDED_HEADERS, 4, 12, 0xdeadbeef]) {
+  for (const option of [NBD_OPT_EXTENDED_HEADERS, 4, 12, 0xdeadbeef]) {
     const outcome = await handshake.onOption(option, Buffer.alloc(0));
     t.equal(outcome.kind, 'continue');
     t.same(types(outcome), [NBD_REP_ERR_UNSUP], `option ${option}`);
   }
+});
+
+t.test('NOTLS: STARTTLS gets ERR_POLICY and negotiation goes on in clear', async (t) => {
+  const { handshake } = setup();
+  const outcome = await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(0));
+  t.equal(outcome.kind, 'continue');
+  t.same(types(outcome), [NBD_REP_ERR_POLICY], 'proto.md NOTLS mode: POLICY or UNSUP, never TLS_REQD');
+  t.same(types(await handshake.onOption(NBD_OPT_LIST, Buffer.alloc(0))), [NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_ACK]);
+});
+
+function setupTls(tlsMode: 'optional' | 'required'): { handshake: Handshake; provider: StaticExportProvider } {
+  const provider = new StaticExportProvider([{ name: 'secret-vol', device: new MemoryBlockDevice({ sizeBytes: 1 << 20 }) }]);
+  const handshake = new Handshake({ limits: resolveNbdLimits(), client, tlsMode }, { exports: provider, logger });
+  handshake.onClientFlags({ fixedNewstyle: true, noZeroes: true });
+  return { handshake, provider };
+}
+
+t.test('FORCEDTLS: every option but STARTTLS and ABORT gets TLS_REQD before TLS, nothing leaks', async (t) => {
+  const { handshake, provider } = setupTls('required');
+  const options = [
+    NBD_OPT_LIST,
+    NBD_OPT_INFO,
+    NBD_OPT_GO,
+    NBD_OPT_STRUCTURED_REPLY,
+    NBD_OPT_LIST_META_CONTEXT,
+    NBD_OPT_SET_META_CONTEXT,
+    NBD_OPT_EXTENDED_HEADERS,
+    0xdeadbeef,
+  ];
+  for (const option of options) {
+    const data = option === NBD_OPT_GO || option === NBD_OPT_INFO ? encodeInfoRequestData('secret-vol', []) : Buffer.alloc(0);
+    const outcome = await handshake.onOption(option, data);
+    t.equal(outcome.kind, 'continue', `option ${option}`);
+    t.same(types(outcome), [NBD_REP_ERR_TLS_REQD], `option ${option}`);
+    t.notMatch(Buffer.concat(outcome.replies).toString('latin1'), /secret-vol/, 'no export name in clear');
+  }
+  t.equal(provider.opened, 0, 'no export opened in clear');
+  const exportName = await handshake.onOption(NBD_OPT_EXPORT_NAME, Buffer.from('secret-vol'));
+  t.equal(exportName.kind, 'close', 'EXPORT_NAME cannot be errored: the session ends');
+  t.same(exportName.replies, []);
+  t.equal(provider.opened, 0);
+});
+
+t.test('FORCEDTLS: ABORT is still acknowledged before TLS', async (t) => {
+  const { handshake } = setupTls('required');
+  const outcome = await handshake.onOption(NBD_OPT_ABORT, Buffer.alloc(0));
+  t.equal(outcome.kind, 'close');
+  t.same(types(outcome), [NBD_REP_ACK]);
+});
+
+t.test('STARTTLS: ACK and upgrade, then options work; a second STARTTLS is INVALID', async (t) => {
+  const { handshake } = setupTls('required');
+  t.same(types(await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(2))), [NBD_REP_ERR_INVALID], 'with data');
+  t.notOk(handshake.isTlsActive);
+  const started = await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(0));
+  t.equal(started.kind, 'starttls');
+  t.same(types(started), [NBD_REP_ACK]);
+  t.ok(handshake.isTlsActive);
+  const again = await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(0));
+  t.equal(again.kind, 'continue');
+  t.same(types(again), [NBD_REP_ERR_INVALID], 'proto.md: STARTTLS once TLS is up MUST be INVALID');
+  t.same(types(await handshake.onOption(NBD_OPT_LIST, Buffer.alloc(0))), [NBD_REP_SERVER, NBD_REP_ACK]);
+  const go = await handshake.onOption(NBD_OPT_GO, encodeInfoRequestData('secret-vol', []));
+  t.equal(go.kind, 'transmission');
+  if (go.kind === 'transmission') go.negotiated.handle.release();
+});
+
+t.test('STARTTLS forgets structured replies and meta contexts negotiated in clear', async (t) => {
+  const { handshake } = setupTls('optional');
+  t.same(types(await handshake.onOption(NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0))), [NBD_REP_ACK]);
+  const started = await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(0));
+  t.equal(started.kind, 'starttls');
+  const go = await handshake.onOption(NBD_OPT_GO, encodeInfoRequestData('secret-vol', []));
+  if (go.kind !== 'transmission') throw new Error('expected transmission');
+  t.equal(go.negotiated.structuredReplies, false, 'a MitM could have injected it before TLS');
+  t.equal(go.negotiated.blockStatusContextId, undefined);
+  go.negotiated.handle.release();
+});
+
+t.test('optional TLS: plain negotiation works and no option gets TLS_REQD', async (t) => {
+  const { handshake } = setupTls('optional');
+  t.same(types(await handshake.onOption(NBD_OPT_LIST, Buffer.alloc(0))), [NBD_REP_SERVER, NBD_REP_ACK]);
+  const outcome = await handshake.onOption(NBD_OPT_EXPORT_NAME, Buffer.from('secret-vol'));
+  t.equal(outcome.kind, 'transmission');
+  if (outcome.kind === 'transmission') outcome.negotiated.handle.release();
+});
+
+t.test('a client without fixed newstyle is treated as NOTLS: POLICY, never TLS_REQD', async (t) => {
+  const provider = new StaticExportProvider([{ name: 'v', device: new MemoryBlockDevice({ sizeBytes: 512 }) }]);
+  const handshake = new Handshake({ limits: resolveNbdLimits(), client, tlsMode: 'required' }, { exports: provider, logger });
+  handshake.onClientFlags({ fixedNewstyle: false, noZeroes: false });
+  t.same(types(await handshake.onOption(NBD_OPT_STARTTLS, Buffer.alloc(0))), [NBD_REP_ERR_POLICY]);
+  t.same(types(await handshake.onOption(NBD_OPT_LIST, Buffer.alloc(0))), [NBD_REP_ERR_POLICY]);
+  t.equal((await handshake.onOption(NBD_OPT_EXPORT_NAME, Buffer.from('v'))).kind, 'close');
 });
 
 t.test('malformed GO gets ERR_INVALID', async (t) => {

@@ -1,17 +1,18 @@
 import pino from 'pino';
 import type { Test } from 'tap';
 import type { NbdLimits } from '../../../../blockdev/nbd/limits.js';
-import { type NbdServer, startNbdServer } from '../../../../blockdev/nbd/nbd-server.js';
+import { type NbdServer, type NbdTlsOptions, startNbdServer } from '../../../../blockdev/nbd/nbd-server.js';
 import type { StaticExportProvider } from './static-export-provider.js';
 
-/** Start a server on 127.0.0.1 with an ephemeral port; closed (aborted) at teardown. */
+/** Start a server on 127.0.0.1 with an ephemeral port (with STARTTLS when `tls` is given); closed (aborted) at teardown. */
 export async function startTestServer(
   t: Test,
   provider: StaticExportProvider,
   limits: Partial<NbdLimits> = {},
+  tls?: NbdTlsOptions,
 ): Promise<{ server: NbdServer; port: number }> {
   const server = await startNbdServer(
-    { host: '127.0.0.1', port: 0, limits },
+    { host: '127.0.0.1', port: 0, limits, ...(tls === undefined ? {} : { tls }) },
     { exports: provider, logger: pino({ level: process.env['NBD_TEST_LOG'] ?? 'silent' }) },
   );
   t.teardown(() => server.close(AbortSignal.abort()));

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as connectTls, type TLSSocket } from 'node:tls';
 import {
   decodeInfoReply,
   decodeOptionReply,
@@ -50,9 +51,11 @@ export interface Negotiated {
 }
 
 export class RawNbdClient {
-  readonly socket: Socket;
+  /** The TCP socket, or its TLSSocket after upgradeToTls(). */
+  private current: Socket;
   /** Resolves when the server closed the connection (or it failed). */
   readonly closed: Promise<void>;
+  private resolveClosed: () => void = () => undefined;
   /** Received and not yet consumed. Replaced, never mutated, so views handed out stay valid. */
   private buffer = Buffer.alloc(0);
   /** Chunks received since `buffer` was last assembled (joined only when enough are there). */
@@ -64,22 +67,61 @@ export class RawNbdClient {
   private readonly readLengths = new Map<bigint, number>();
 
   private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.incoming.push(chunk);
-      this.incomingBytes += chunk.length;
-      this.wake?.();
-    });
+    this.current = socket;
     this.closed = new Promise((resolve) => {
-      socket.on('close', () => {
-        this.ended = true;
-        this.wake?.();
-        resolve();
-      });
+      this.resolveClosed = resolve;
     });
+    this.attach(socket);
+  }
+
+  get socket(): Socket {
+    return this.current;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.incoming.push(chunk);
+    this.incomingBytes += chunk.length;
+    this.wake?.();
+  };
+
+  private readonly onClose = (): void => {
+    this.ended = true;
+    this.wake?.();
+    this.resolveClosed();
+  };
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('close', this.onClose);
     socket.on('error', () => {
       // The server hanging up on a broken client is what many tests expect; 'close' follows.
     });
+  }
+
+  /**
+   * After the server ACKed NBD_OPT_STARTTLS: run a TLS client handshake over
+   * the same connection and read and write through it from then on.
+   * Rejects if the handshake fails (e.g. the server's certificate does not verify).
+   */
+  async upgradeToTls(options: ConnectionOptions): Promise<TLSSocket> {
+    if (this.pendingBytes !== 0) {
+      throw new Error(`${this.pendingBytes} unread bytes before the TLS upgrade`);
+    }
+    const plain = this.current;
+    plain.off('data', this.onData);
+    plain.off('close', this.onClose);
+    const secure = connectTls({ ...options, socket: plain });
+    this.current = secure;
+    this.attach(secure);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      secure.once('error', onError);
+      secure.once('secureConnect', () => {
+        secure.off('error', onError);
+        resolve();
+      });
+    });
+    return secure;
   }
 
   static connect(port: number): Promise<RawNbdClient> {
@@ -106,7 +148,7 @@ export class RawNbdClient {
   }
 
   send(bytes: Buffer): void {
-    this.socket.write(bytes);
+    this.current.write(bytes);
   }
 
   get isEnded(): boolean {
@@ -253,7 +295,7 @@ export class RawNbdClient {
   }
 
   destroy(): void {
-    this.socket.destroy();
+    this.current.destroy();
   }
 }
 
