@@ -1,4 +1,6 @@
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
+  type FastifyServerFactory,
   type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -6,14 +8,17 @@ import type { Registry } from 'prom-client';
 import { failpoints } from '../common/failpoints/failpoints.js';
 import { PlinthError } from '../common/plinth-error.js';
 import type { ControlPlane } from '../daemon/control-plane.js';
+import type { SupportService } from '../daemon/support/support-service.js';
 import { BearerAuth } from './bearer-auth.js';
+import { registerDashboardRoutes } from './dashboard/dashboard-routes.js';
 import { installErrorHandling, toPlinthError } from './error-handling.js';
 import { errorBody, httpStatusForCode } from './http-errors.js';
 import { registerOpenApi } from './openapi.js';
-import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
+import { installRequestScope, REQUEST_ID_HEADER, requestIdFor, requestIdLogController } from './request-id.js';
 import { registerClusterRoutes } from './routes/cluster-routes.js';
 import { registerDebugRoutes } from './routes/debug-routes.js';
 import { registerProbeRoutes } from './routes/probe-routes.js';
+import { registerSupportRoutes } from './routes/support-routes.js';
 import { registerVolumeRoutes } from './routes/volume-routes.js';
 import { sharedSchemas } from './schemas/view-schemas.js';
 
@@ -29,11 +34,15 @@ export interface ApiAppOptions {
   readonly requestTimeoutMs?: number;
   /** Test-only routes (api/routes/debug-routes.ts): true only when the daemon runs with PLINTH_TEST_API=1. */
   readonly testApi?: boolean;
+  /** Serve HTTPS with the node certificate (TLS cluster, docs/security.md); absent: plain HTTP. */
+  readonly https?: { readonly key: string; readonly cert: string };
 }
 
 export interface ApiAppModules {
   readonly control: ControlPlane;
   readonly metrics: Registry;
+  /** `plinth support bundle` (api/routes/support-routes.ts); absent: those routes are not served. */
+  readonly support?: SupportService;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
@@ -52,7 +61,9 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
     loggerInstance: logger,
     bodyLimit: bodyLimitBytes,
     requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...httpsServerFactory(options.https),
     genReqId: requestIdFor,
+    logController: requestIdLogController(),
     ajv: {
       // Closed bodies must refuse unknown properties, not strip them, and a
       // string "3" is not the integer 3.
@@ -65,6 +76,7 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
+  installRequestScope(app);
   // The API speaks JSON only; without this, text/plain bodies would reach schema validation.
   app.removeContentTypeParser('text/plain');
   for (const schema of sharedSchemas) app.addSchema(schema);
@@ -72,15 +84,26 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
   await registerOpenApi(app, options.version);
 
   registerProbeRoutes(app, modules.control, modules.metrics);
+  await registerDashboardRoutes(app);
   // Every /v1 route lives in this scope so none can be added without the auth hook.
   await app.register(async (v1) => {
     v1.addHook('onRequest', async (request) => auth.check(request));
     registerClusterRoutes(v1, modules.control);
     registerVolumeRoutes(v1, modules.control);
+    if (modules.support !== undefined) registerSupportRoutes(v1, modules.support);
     if (options.testApi === true) registerDebugRoutes(v1, failpoints);
   });
   await app.ready();
   return app;
+}
+
+/**
+ * HTTPS through a server factory keeps the app's type the plain
+ * FastifyInstance (an https.Server is an http.Server to fastify's routing).
+ */
+function httpsServerFactory(https: ApiAppOptions['https']): { serverFactory?: FastifyServerFactory } {
+  if (https === undefined) return {};
+  return { serverFactory: (handler) => createHttpsServer({ key: https.key, cert: https.cert, minVersion: 'TLSv1.2' }, handler) };
 }
 
 function answerFrameworkError(

@@ -73,6 +73,8 @@ export interface NodeView {
   readonly state: 'up' | 'down';
   readonly leader: boolean;
   readonly addresses: { readonly api: string; readonly peer: string; readonly nbd: string; readonly iscsi: string };
+  /** Failure-domain labels the scheduler spreads replicas over (only those set). */
+  readonly labels: { readonly zone?: string; readonly rack?: string };
   readonly disks: readonly DiskView[];
   readonly capacityBytes: number;
   readonly usedBytes: number;

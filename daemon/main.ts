@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { SecureContext } from 'node:tls';
 import { hostname as osHostname } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -39,6 +40,9 @@ import { proposerCluster } from './volume/proposer-cluster.js';
 import { proposerReplacementPort } from './reconciler/replica-replacement.js';
 import type { VolumeSessions } from './volume/volume-sessions.js';
 import { createIscsiChapSecrets } from './control/iscsi-chap-secrets.js';
+import { NodeTls } from './tls/node-tls.js';
+import type { LogRing } from './logging/log-ring.js';
+import { createSupportService, type SupportService } from './support/support-service.js';
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -70,6 +74,8 @@ export const DEFAULT_CLUSTER_TUNING: ClusterTuning = {
 export interface DaemonModules {
   readonly logger: Logger;
   readonly hostname?: () => string;
+  /** The recent log lines `logger` writes (createLogger's ring), for support bundles; absent: bundles carry no logs. */
+  readonly logRing?: LogRing;
 }
 
 export interface RunningDaemon {
@@ -128,8 +134,13 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   const logger = modules.logger.child({ nodeId });
   const tuning = { ...DEFAULT_CLUSTER_TUNING, ...options.cluster };
 
+  // TLS or plain is decided before anything listens (docs/security.md "Modes").
+  const tls = await NodeTls.prepare(
+    { dataDir, nodeId, settings: config.tls, listenHosts: [config.api.host, config.peer.host, config.nbd.host], joining: config.join !== null, joinToken: config.joinToken },
+    { logger },
+  );
   // The one peer port: Raft, joins, forwarded proposals and (part B) replication.
-  const peerListener = new PeerListener({ listen: config.peer }, { logger });
+  const peerListener = new PeerListener({ listen: config.peer }, { logger, sockets: tls.sockets });
   const peerAddress = await peerListener.listen();
   stack.push('peer port', () => peerListener.close());
   const cluster = await startClusterNode(
@@ -143,27 +154,28 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
       tickMs: tuning.raftTickMs,
       startTimeoutMs: tuning.startTimeoutMs,
     },
-    { raftDb: db.sublevel<string, Buffer>('raft', { valueEncoding: 'buffer' }), peerListener, logger },
+    { raftDb: db.sublevel<string, Buffer>('raft', { valueEncoding: 'buffer' }), peerListener, tls, logger },
   );
   stack.push('raft', () => cluster.stop());
   const commands = cluster.commands;
   const token = await ensureApiToken(dataDir, { logger });
   peerListener.route('join', magicAt(0, JOIN_MAGIC), (socket) =>
-    serveJoinConnection(socket, { raft: cluster.raft, commands, secret: cluster.secret, apiToken: token, logger }),
-  );
+    serveJoinConnection(socket, { raft: cluster.raft, commands, secret: cluster.secret, apiToken: token, tls, logger }),
+  { unauthenticated: true });
 
   const pool = await openNodePool(config, dataDir, db, logger);
   stack.push('pool', () => pool.close());
   startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
-  const dataPlane = await startNodeDataPlane(stack, { nodeId, uncleanRestart: runMarker.previousRunEndedUncleanly }, { cluster, pool, db, peerListener, logger });
+  const support = createSupportService({ nodeId, version, config }, { cluster, pool, logRing: modules.logRing ?? null, apiToken: token, logger });
+  const dataPlane = await startNodeDataPlane(stack, { nodeId, uncleanRestart: runMarker.previousRunEndedUncleanly }, { cluster, pool, db, peerListener, tls, logger });
 
   const { apiAddress, nbdAddress, iscsiAddress } = await startFrontEnds(
     stack,
-    { config, nodeId, version, token, testApi: options.testApi === true },
-    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), forgetReplica: (volumeId) => dataPlane.replicaServer.service.forget(volumeId), raft: raftMetricsSource(cluster), logger },
+    { config, nodeId, version, token, testApi: options.testApi === true, tls },
+    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), forgetReplica: (volumeId) => dataPlane.replicaServer.service.forget(volumeId), raft: raftMetricsSource(cluster), support, logger },
   );
   logger.info(
-    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, version },
+    { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, tls: tls.enabled, version },
     'plinthd ready',
   );
   return {
@@ -185,7 +197,7 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
  */
 async function startFrontEnds(
   stack: ShutdownStack,
-  options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string; readonly testApi: boolean },
+  options: { readonly config: Config; readonly nodeId: string; readonly version: string; readonly token: string; readonly testApi: boolean; readonly tls: NodeTls },
   modules: {
     readonly commands: CommandProposer;
     /** Every applied Raft entry (ClusterStateMachine.onApplied); returns an unsubscribe. */
@@ -198,6 +210,7 @@ async function startFrontEnds(
     readonly forgetReplica: (volumeId: string) => Promise<void>;
     /** What /metrics reads of this node's Raft (raft-metrics.ts). */
     readonly raft: RaftMetricsSource;
+    readonly support: SupportService;
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort; iscsiAddress: HostPort }> {
@@ -234,7 +247,7 @@ async function startFrontEnds(
   const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
   const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress, volumeIo, raft });
 
-  const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port }, { exports, logger });
+  const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port, ...nbdTlsOf(config, options.tls) }, { exports, logger });
   nbd = nbdServer;
   stack.push('nbd', (signal) => nbdServer.close(signal));
   readiness.markReady('nbd');
@@ -254,7 +267,8 @@ async function startFrontEnds(
   stack.push('iscsi', (signal) => iscsiServer.close(signal));
   readiness.markReady('iscsi');
 
-  const api = await buildApiApp({ token, version, logger, testApi }, { control, metrics });
+  const https = options.tls.serverCredentials;
+  const api = await buildApiApp({ token, version, logger, testApi, ...(https === null ? {} : { https: { key: https.key, cert: https.cert } }) }, { control, metrics, support: modules.support });
   stack.push('api', () => api.close());
   const apiAddress = await listenApi(api, config.api);
   readiness.markReady('api');
@@ -273,7 +287,7 @@ async function startFrontEnds(
 async function startNodeDataPlane(
   stack: ShutdownStack,
   options: { readonly nodeId: string; readonly uncleanRestart: boolean },
-  modules: { readonly cluster: ClusterNode; readonly pool: Pool; readonly db: NodeDatabase; readonly peerListener: PeerListener; readonly logger: Logger },
+  modules: { readonly cluster: ClusterNode; readonly pool: Pool; readonly db: NodeDatabase; readonly peerListener: PeerListener; readonly tls: NodeTls; readonly logger: Logger },
 ): Promise<DataPlane> {
   const { cluster, peerListener } = modules;
   const dataPlane = await startDataPlane(
@@ -283,6 +297,7 @@ async function startNodeDataPlane(
       db: modules.db.sublevel<string, Buffer>('replica', { valueEncoding: 'buffer' }),
       cluster: proposerCluster({ commands: cluster.commands }),
       replacement: proposerReplacementPort({ commands: cluster.commands }),
+      connectPeer: modules.tls.sockets.connect,
       logger: modules.logger,
     },
   );
@@ -316,6 +331,12 @@ function startClusterDuties(
   );
   stack.push('capacity reporter', async () => capacity.stop());
   void capacity.report();
+}
+
+/** NBD over TLS (NBD_OPT_STARTTLS) whenever the cluster is TLS; `nbd-tls: optional` lets clients stay plain. */
+function nbdTlsOf(config: Config, tls: NodeTls): { tls?: { secureContext: SecureContext; required: boolean } } {
+  const secureContext = tls.secureContext();
+  return secureContext === null ? {} : { tls: { secureContext, required: config.tls.nbd === 'required' } };
 }
 
 function addressesOf(config: Config): { api: string; peer: string; nbd: string; iscsi: string } {

@@ -2,10 +2,11 @@ import { clusterCommands } from './commands/cluster.js';
 import type { CommandSpec } from './commands/command-spec.js';
 import { nodeCommands } from './commands/node.js';
 import { nodeDrainCommands } from './commands/node-drain.js';
+import { supportCommands } from './commands/support-bundle.js';
 import { volumeCommands } from './commands/volume.js';
 
 /** Every command, in the order the usage text lists them. */
-export const ALL_COMMANDS: readonly CommandSpec[] = [...clusterCommands, ...nodeCommands, ...nodeDrainCommands, ...volumeCommands];
+export const ALL_COMMANDS: readonly CommandSpec[] = [...clusterCommands, ...nodeCommands, ...nodeDrainCommands, ...volumeCommands, ...supportCommands];
 
 export function findCommand(noun: string, verb: string): CommandSpec | undefined {
   return ALL_COMMANDS.find((spec) => spec.noun === noun && spec.verbs.includes(verb));

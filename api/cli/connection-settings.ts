@@ -7,15 +7,23 @@ import type { GlobalOptions } from './parse-args.js';
 export const DEFAULT_API_URL = 'http://127.0.0.1:9700';
 export const DEFAULT_DATA_DIR = './data';
 export const TOKEN_FILE_NAME = 'api-token';
+/** Where a TLS cluster keeps its CA certificate, relative to the data dir (daemon/tls/tls-files.ts). */
+export const CA_FILE_PATH = 'tls/ca.crt';
+/** A CA certificate (or a small bundle) is a few KiB. */
+const CA_FILE_MAX_BYTES = 64 * 1024;
 /** Tokens are short; anything bigger is not a token file. */
 const TOKEN_FILE_MAX_BYTES = 4096;
 
 export type CliEnv = Readonly<Record<string, string | undefined>>;
 
-/** --api, else PLINTH_API, else the default. "host:port" without a scheme means http. */
-export function resolveApiUrl(global: GlobalOptions, env: CliEnv): string {
-  const raw = global.api ?? nonEmpty(env['PLINTH_API']) ?? DEFAULT_API_URL;
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+/**
+ * --api, else PLINTH_API, else the default. "host:port" without a scheme
+ * means http, or https when a cluster CA is known (`tls`: --ca, PLINTH_CA or
+ * <data-dir>/tls/ca.crt, see resolveCa): a TLS cluster's API speaks HTTPS only.
+ */
+export function resolveApiUrl(global: GlobalOptions, env: CliEnv, tls = false): string {
+  const raw = global.api ?? nonEmpty(env['PLINTH_API']) ?? (tls ? DEFAULT_API_URL.replace(/^http:/, 'https:') : DEFAULT_API_URL);
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `${tls ? 'https' : 'http'}://${raw}`;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -26,6 +34,35 @@ export function resolveApiUrl(global: GlobalOptions, env: CliEnv): string {
     throw new CliUsageError(`--api: "${raw}" must be an http:// or https:// URL`);
   }
   return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+/**
+ * The CA to trust for HTTPS (docs/security.md "CLI"): --ca FILE, else
+ * PLINTH_CA, else <data-dir>/tls/ca.crt when that exists (found like the
+ * token). undefined: no CA known, a plain cluster.
+ */
+export async function resolveCa(global: GlobalOptions, env: CliEnv, cwd: string): Promise<string | undefined> {
+  const explicit = global.ca ?? nonEmpty(env['PLINTH_CA']);
+  if (explicit !== undefined) return readCaFile(resolve(cwd, explicit), true);
+  if (global.token !== undefined && global.dataDir === undefined) return undefined;
+  const dataDir = global.dataDir ?? nonEmpty(env['PLINTH_DATA_DIR']) ?? DEFAULT_DATA_DIR;
+  return readCaFile(resolve(cwd, dataDir, CA_FILE_PATH), false);
+}
+
+async function readCaFile(path: string, required: boolean): Promise<string | undefined> {
+  let content: Buffer;
+  try {
+    content = await readFile(path);
+  } catch (err: unknown) {
+    const code = err instanceof Error && 'code' in err ? err.code : undefined;
+    if (!required && code === 'ENOENT') return undefined;
+    throw new CliSetupError(`cannot read the CA file ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const text = content.subarray(0, CA_FILE_MAX_BYTES + 1).toString('utf8');
+  if (content.length > CA_FILE_MAX_BYTES || !text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new CliSetupError(`${path} does not hold a PEM CA certificate (expected <data-dir>/tls/ca.crt of a TLS cluster)`);
+  }
+  return text;
 }
 
 /** --token, else PLINTH_TOKEN, else <data-dir>/api-token (data dir: --data-dir, PLINTH_DATA_DIR, ./data). */

@@ -10,6 +10,8 @@ export interface GlobalOptions {
   readonly api?: string;
   readonly token?: string;
   readonly dataDir?: string;
+  /** --ca FILE: the cluster CA for an https:// API (connection-settings.ts resolveCa). */
+  readonly ca?: string;
   readonly json: boolean;
   readonly help: boolean;
   readonly version: boolean;
@@ -17,7 +19,8 @@ export interface GlobalOptions {
 
 export type CommandOptionName =
   | 'size' | 'replicas' | 'grace' | 'node' | 'force' | 'wait'
-  | 'user' | 'secret-file' | 'target-user' | 'target-secret-file' | 'clear';
+  | 'user' | 'secret-file' | 'target-user' | 'target-secret-file' | 'clear'
+  | 'output' | 'since';
 
 export interface CommandOptions {
   readonly size?: string;
@@ -35,6 +38,9 @@ export interface CommandOptions {
   readonly targetSecretFile?: string;
   /** `volume chap NAME --clear`. */
   readonly clear: boolean;
+  /** `support bundle --output FILE --since 2h`. */
+  readonly output?: string;
+  readonly since?: string;
 }
 
 export interface ParsedCommandLine {
@@ -53,6 +59,7 @@ const OPTION_SPEC = {
   api: { type: 'string' },
   token: { type: 'string' },
   'data-dir': { type: 'string' },
+  ca: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
@@ -67,6 +74,8 @@ const OPTION_SPEC = {
   'target-user': { type: 'string' },
   'target-secret-file': { type: 'string' },
   clear: { type: 'boolean', default: false },
+  output: { type: 'string', short: 'o' },
+  since: { type: 'string' },
 } as const;
 
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
@@ -87,11 +96,14 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (values['target-user'] !== undefined) givenOptions.push('target-user');
   if (values['target-secret-file'] !== undefined) givenOptions.push('target-secret-file');
   if (values.clear) givenOptions.push('clear');
+  if (values.output !== undefined) givenOptions.push('output');
+  if (values.since !== undefined) givenOptions.push('since');
   return {
     global: {
       ...(values.api === undefined ? {} : { api: values.api }),
       ...(values.token === undefined ? {} : { token: values.token }),
       ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+      ...(values.ca === undefined ? {} : { ca: values.ca }),
       json: values.json,
       help: values.help,
       version: values.version,
@@ -108,6 +120,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       ...(values['target-user'] === undefined ? {} : { targetUser: values['target-user'] }),
       ...(values['target-secret-file'] === undefined ? {} : { targetSecretFile: values['target-secret-file'] }),
       clear: values.clear,
+      ...(values.output === undefined ? {} : { output: values.output }),
+      ...(values.since === undefined ? {} : { since: values.since }),
     },
     givenOptions,
     positionals,

@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { PlinthApiError, PlinthClient, PlinthConnectionError } from '../client/plinth-client.js';
 import { CliSetupError, CliUsageError } from './cli-usage-error.js';
 import { readCliVersion } from './cli-version.js';
 import { findCommand, isKnownNoun, usageText } from './command-table.js';
 import type { CommandSpec } from './commands/command-spec.js';
-import { resolveApiUrl, resolveToken, type CliEnv } from './connection-settings.js';
+import { resolveApiUrl, resolveCa, resolveToken, type CliEnv } from './connection-settings.js';
 import { parseCommandLine, parseReplicaCount, type ParsedCommandLine } from './parse-args.js';
 
 export interface CliWriter {
@@ -24,14 +25,16 @@ export const EXIT_USAGE = 2;
 
 /** Runs one `plinth` invocation and returns its exit code; never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  // One id per invocation, sent as x-request-id: the operator greps every node's log for it (docs/operations.md).
+  const requestId = randomUUID();
   try {
-    return await runParsed(parseCommandLine(argv), io);
+    return await runParsed(parseCommandLine(argv), io, requestId);
   } catch (err: unknown) {
-    return reportFailure(err, io);
+    return reportFailure(err, io, requestId);
   }
 }
 
-async function runParsed(parsed: ParsedCommandLine, io: CliIo): Promise<number> {
+async function runParsed(parsed: ParsedCommandLine, io: CliIo, requestId: string): Promise<number> {
   const [noun, verb, ...args] = parsed.positionals;
   if (parsed.global.help || noun === 'help' || verb === 'help') {
     io.stdout.write(usageText());
@@ -48,9 +51,12 @@ async function runParsed(parsed: ParsedCommandLine, io: CliIo): Promise<number> 
   if (spec === undefined) throw new CliUsageError(`unknown command "${noun} ${verb}"`);
   checkInvocation(spec, args, parsed);
 
+  const ca = await resolveCa(parsed.global, io.env, io.cwd);
   const client = new PlinthClient({
-    baseUrl: resolveApiUrl(parsed.global, io.env),
+    baseUrl: resolveApiUrl(parsed.global, io.env, ca !== undefined),
+    ...(ca === undefined ? {} : { ca }),
     token: await resolveToken(parsed.global, io.env, io.cwd),
+    requestId,
   });
   await spec.run({ client, json: parsed.global.json, print: (text) => io.stdout.write(text) }, args, parsed.options);
   return EXIT_OK;
@@ -72,13 +78,13 @@ function checkInvocation(spec: CommandSpec, args: readonly string[], parsed: Par
   if (parsed.options.replicas !== undefined) parseReplicaCount(parsed.options.replicas);
 }
 
-function reportFailure(err: unknown, io: CliIo): number {
+function reportFailure(err: unknown, io: CliIo, requestId: string): number {
   if (err instanceof CliUsageError) {
     io.stderr.write(`plinth: ${err.message}\n\n${usageText()}`);
     return EXIT_USAGE;
   }
   if (err instanceof PlinthApiError) {
-    io.stderr.write(`plinth: ${err.message} (${err.code})\n`);
+    io.stderr.write(`plinth: ${err.message} (${err.code})\nrequest id: ${requestId}\n`);
     return EXIT_ERROR;
   }
   if (err instanceof PlinthConnectionError || err instanceof CliSetupError) {

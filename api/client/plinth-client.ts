@@ -10,6 +10,7 @@ import {
   decodeVolume,
   decodeVolumeList,
 } from './response-decoding.js';
+import { dispatcherTrusting, tlsAdvice, type FetchDispatcher } from './tls-dispatcher.js';
 
 export { PlinthApiError, PlinthConnectionError } from './plinth-api-error.js';
 
@@ -21,6 +22,19 @@ export interface PlinthClientOptions {
   readonly timeoutMs?: number;
   /** Largest response body accepted (a limit on everything). */
   readonly maxResponseBytes?: number;
+  /** PEM of the CA to trust for an https:// baseUrl (a TLS cluster's `<data-dir>/tls/ca.crt`). */
+  readonly ca?: string;
+  /**
+   * Sent as x-request-id on every request, so the daemons' logs of this
+   * client's operations share one id (the CLI: a fresh UUID per invocation).
+   */
+  readonly requestId?: string;
+}
+
+/** `support bundle`: the archive and each node's status (from the response header). */
+export interface SupportBundleDownload {
+  readonly archive: Buffer;
+  readonly nodes: readonly { readonly nodeId: string; readonly status: string }[];
 }
 
 export interface CreateVolumeInput {
@@ -38,6 +52,9 @@ export interface ForceOption {
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** A support bundle carries every node's recent logs, compressed. */
+export const DEFAULT_MAX_BUNDLE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_BUNDLE_TIMEOUT_MS = 120_000;
 
 interface RawResponse {
   readonly status: number;
@@ -54,12 +71,16 @@ export class PlinthClient {
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
+  private readonly requestId: string | undefined;
+  private readonly dispatcher: FetchDispatcher | undefined;
 
   constructor(options: PlinthClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.token = options.token;
+    this.dispatcher = options.ca === undefined ? undefined : dispatcherTrusting(options.ca);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.requestId = options.requestId;
   }
 
   async cluster(): Promise<ClusterView> {
@@ -161,34 +182,80 @@ export class PlinthClient {
     return decodeReadiness(response.json, response.status);
   }
 
+  /**
+   * `plinth support bundle`: every node's logs, redacted config and state as
+   * a .tar.gz (GET /v1/support/bundle). `since`: a duration such as "2h".
+   */
+  async supportBundle(options: { readonly since?: string } = {}): Promise<SupportBundleDownload> {
+    const query = options.since === undefined ? '' : `?since=${encodeURIComponent(options.since)}`;
+    const { response, bytes } = await this.fetchBytes('GET', `/v1/support/bundle${query}`, undefined, {
+      accept: 'application/gzip, application/json',
+      maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
+      timeoutMs: Math.max(this.timeoutMs, DEFAULT_BUNDLE_TIMEOUT_MS),
+    });
+    if (!response.ok) throw decodeApiError(parseJsonBody(response, bytes.toString('utf8')), response.status, bytes.toString('utf8'));
+    return { archive: bytes, nodes: supportNodesHeader(response.headers.get('x-plinth-support-nodes')) };
+  }
+
   private async request(
     method: string,
     path: string,
     body?: Readonly<Record<string, unknown>>,
     acceptedErrorStatuses: readonly number[] = [],
   ): Promise<RawResponse> {
-    const url = `${this.baseUrl}${path}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        signal: AbortSignal.timeout(this.timeoutMs),
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      text = await readBoundedText(response, this.maxResponseBytes);
-    } catch (err: unknown) {
-      throw connectionError(err, this.baseUrl, this.timeoutMs);
-    }
+    const { response, bytes } = await this.fetchBytes(method, path, body, {
+      accept: 'application/json',
+      maxBytes: this.maxResponseBytes,
+      timeoutMs: this.timeoutMs,
+    });
+    const text = bytes.toString('utf8');
     const json = parseJsonBody(response, text);
     if (!response.ok && !acceptedErrorStatuses.includes(response.status)) {
       throw decodeApiError(json, response.status, text);
     }
     return { status: response.status, json };
   }
+
+  private async fetchBytes(
+    method: string,
+    path: string,
+    body: Readonly<Record<string, unknown>> | undefined,
+    limits: { readonly accept: string; readonly maxBytes: number; readonly timeoutMs: number },
+  ): Promise<{ response: Response; bytes: Buffer }> {
+    const url = `${this.baseUrl}${path}`;
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: limits.accept };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.requestId !== undefined) headers['x-request-id'] = this.requestId;
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        signal: AbortSignal.timeout(limits.timeoutMs),
+        ...(this.dispatcher === undefined ? {} : { dispatcher: this.dispatcher }),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { response, bytes: await readBoundedBytes(response, limits.maxBytes) };
+    } catch (err: unknown) {
+      throw connectionError(err, this.baseUrl, limits.timeoutMs);
+    }
+  }
+}
+
+/** Each node's status, as the daemon sent it in the x-plinth-support-nodes header; a malformed header is a BAD_RESPONSE. */
+function supportNodesHeader(value: string | null): SupportBundleDownload['nodes'] {
+  if (value === null) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err: unknown) {
+    throw new PlinthApiError('BAD_RESPONSE', 200, `plinthd sent a malformed x-plinth-support-nodes header: ${value.slice(0, 100)}`, { cause: String(err) });
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((item: unknown) => {
+    if (typeof item !== 'object' || item === null) return [];
+    const record = item as Record<string, unknown>;
+    return typeof record['nodeId'] === 'string' && typeof record['status'] === 'string' ? [{ nodeId: record['nodeId'], status: record['status'] }] : [];
+  });
 }
 
 function volumePath(name: string): string {
@@ -209,8 +276,8 @@ function parseJsonBody(response: Response, text: string): unknown {
   }
 }
 
-async function readBoundedText(response: Response, maxBytes: number): Promise<string> {
-  if (response.body === null) return '';
+async function readBoundedBytes(response: Response, maxBytes: number): Promise<Buffer> {
+  if (response.body === null) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let totalBytes = 0;
   for await (const chunk of response.body) {
@@ -222,7 +289,7 @@ async function readBoundedText(response: Response, maxBytes: number): Promise<st
   if (totalBytes > maxBytes) {
     throw new PlinthApiError('TOO_LARGE', response.status, `plinthd response exceeds ${maxBytes} bytes`);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** fetch reports refusals as TypeError("fetch failed") with the errno in `cause`. */
@@ -235,7 +302,7 @@ function connectionError(err: unknown, baseUrl: string, timeoutMs: number): Erro
   return new PlinthConnectionError(
     'UNREACHABLE',
     baseUrl,
-    `cannot reach plinthd at ${baseUrl}: ${reason} — is the daemon running?`,
+    `cannot reach plinthd at ${baseUrl}: ${reason}${tlsAdvice(reason, baseUrl) || ' — is the daemon running?'}`,
     { cause: err },
   );
 }

@@ -76,7 +76,7 @@ export const diskViewSchema = {
 export const nodeViewSchema = {
   $id: 'NodeView',
   type: 'object',
-  required: ['id', 'state', 'leader', 'addresses', 'disks', 'capacityBytes', 'usedBytes'],
+  required: ['id', 'state', 'leader', 'addresses', 'labels', 'disks', 'capacityBytes', 'usedBytes'],
   properties: {
     id: { type: 'string' },
     state: { type: 'string', enum: ['up', 'down'] },
@@ -90,6 +90,12 @@ export const nodeViewSchema = {
         nbd: { type: 'string' },
         iscsi: { type: 'string' },
       },
+    },
+    labels: {
+      type: 'object',
+      description: 'failure-domain labels (only those set)',
+      properties: { zone: { type: 'string' }, rack: { type: 'string' } },
+      additionalProperties: false,
     },
     disks: { type: 'array', items: { $ref: 'DiskView#' } },
     capacityBytes: { type: 'integer', minimum: 0 },

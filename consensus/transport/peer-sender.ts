@@ -5,7 +5,7 @@
  * retransmits from the leader's progress state (§5.3), and a fresh message is
  * more useful than a stale heartbeat. Drops are counted for metrics.
  */
-import { connect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import { reconnectDelayMs, type BackoffOptions } from './backoff.js';
@@ -32,6 +32,8 @@ export interface PeerSenderModules<M> extends HandshakeModules {
   readonly codec: MessageCodec<M>;
   readonly random: () => number;
   readonly now: () => number;
+  /** Dials the peer; plain TCP by default (TcpTransportModules.connect). */
+  readonly connect?: (host: string, port: number) => Socket;
 }
 
 export class PeerSender<M> {
@@ -101,7 +103,7 @@ export class PeerSender<M> {
     this.#state = 'connecting';
     this.#connectAttempts++;
     const { host, port } = this.#options.address;
-    const socket = connect({ host, port });
+    const socket = this.#modules.connect?.(host, port) ?? netConnect({ host, port });
     const framed = new FramedSocket(socket, this.#options.maxFrameBytes, this.#modules.logger, () => {
       throw new Error('unexpected frame before handshake');
     });

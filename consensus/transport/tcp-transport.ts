@@ -41,6 +41,12 @@ export interface TcpTransportModules<M> {
   readonly setTimeout?: (callback: () => void, delayMs: number) => NodeJS.Timeout;
   readonly clearTimeout?: (timer: NodeJS.Timeout) => void;
   readonly now?: () => number;
+  /**
+   * How links to peers are dialed; plain TCP by default. The daemon injects
+   * mutual TLS here in a TLS cluster (daemon/tls/peer-sockets.ts): the HMAC
+   * handshake then runs inside the TLS session, as defence in depth.
+   */
+  readonly connect?: (host: string, port: number) => Socket;
 }
 
 export const DEFAULT_TRANSPORT_LIMITS = {
@@ -120,7 +126,14 @@ export class TcpTransport<M> implements Transport<M> {
           backoff: this.#options.backoff,
           linkDeadAfterMs: this.#options.linkDeadAfterMs,
         },
-        { ...this.#handshakeModules, logger: this.#modules.logger, codec: this.#modules.codec, random: this.#modules.random, now: this.#now },
+        {
+          ...this.#handshakeModules,
+          logger: this.#modules.logger,
+          codec: this.#modules.codec,
+          random: this.#modules.random,
+          now: this.#now,
+          ...(this.#modules.connect === undefined ? {} : { connect: this.#modules.connect }),
+        },
       ),
     );
   }

@@ -6,6 +6,7 @@ import { failpoints } from '../../common/failpoints/failpoints.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { createLogger } from '../logging/create-logger.js';
+import { LogRing } from '../logging/log-ring.js';
 import { startDaemon, type ClusterTuning, type RunningDaemon } from '../main.js';
 import { readDaemonVersion } from '../version.js';
 
@@ -35,7 +36,9 @@ async function main(): Promise<void> {
   if (isPlinthError(outcome)) return fail(outcome);
   if (outcome.action === 'help') return void process.stdout.write(USAGE);
   if (outcome.action === 'version') return void process.stdout.write(`plinthd ${version}\n`);
-  const logger = createLogger(outcome.config.logLevel);
+  // The recent lines, kept for `plinth support bundle` (stdout itself goes to journald).
+  const logRing = new LogRing();
+  const logger = createLogger(outcome.config.logLevel, undefined, { ring: logRing });
   const shutdown = new AbortController();
   let signals = 0;
   let daemon: RunningDaemon | null = null;
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
     armFailpointsFromEnv(failpoints, process.env, logger);
     const testApi = process.env['PLINTH_TEST_API'] === '1';
     if (testApi) logger.warn('PLINTH_TEST_API=1: the test-only API (/v1/debug/failpoints) is served');
-    daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env), testApi }, { logger });
+    daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env), testApi }, { logger, logRing });
   } catch (err) {
     return fail(err, logger);
   }

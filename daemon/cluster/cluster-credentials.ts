@@ -45,9 +45,10 @@ export async function saveJoinCredentials(dataDir: string, credentials: { cluste
   await writePrivate(join(dataDir, JOIN_MARKER_FILE), credentials.clusterId);
 }
 
-async function writePrivate(path: string, text: string): Promise<void> {
+/** Write a secret file: 0600, synced, atomically renamed into place. */
+export async function writePrivate(path: string, text: string): Promise<void> {
   const temporary = `${path}.tmp`;
-  await writeFile(temporary, `${text}\n`, { mode: 0o600, flush: true });
+  await writeFile(temporary, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600, flush: true });
   await chmod(temporary, 0o600);
   await rename(temporary, path);
 }

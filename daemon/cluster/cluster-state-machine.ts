@@ -3,7 +3,8 @@ import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { AppliedCommand, StateMachine } from '../../consensus/node/state-machine.js';
 import { applyCommand, type CommandResult } from '../state/apply-command.js';
 import { emptyClusterState, type ClusterState } from '../state/cluster-state.js';
-import { decodeCommand, type Command } from '../state/commands.js';
+import { commandEntryJson, decodeCommandEntry, type Command } from '../state/commands.js';
+import { FOLLOW_ON_MAX_ACTIVE_MS, runWithRequestId } from '../logging/request-context.js';
 
 /**
  * The cluster state machine as the Raft node runner drives it: each entry
@@ -14,7 +15,8 @@ import { decodeCommand, type Command } from '../state/commands.js';
  */
 export type CommandOutcome = CommandResult | PlinthError;
 
-export type AppliedListener = (command: Command, outcome: CommandOutcome, index: number) => void;
+/** `requestId`: the control operation that proposed the entry, when it carried one. */
+export type AppliedListener = (command: Command, outcome: CommandOutcome, index: number, requestId?: string) => void;
 
 export class ClusterStateMachine implements StateMachine<CommandOutcome> {
   readonly #logger: Logger;
@@ -44,8 +46,9 @@ export class ClusterStateMachine implements StateMachine<CommandOutcome> {
   apply(applied: AppliedCommand): CommandOutcome {
     this.#appliedIndex = applied.index;
     let command: Command;
+    let requestId: string | undefined;
     try {
-      command = decodeCommand(JSON.parse(applied.command.toString('utf8')));
+      ({ command, requestId } = decodeCommandEntry(JSON.parse(applied.command.toString('utf8'))));
     } catch (err) {
       // Every node sees the same bytes and refuses them the same way.
       this.#logger.error({ err: toError(err), index: applied.index }, 'cluster state: undecodable command entry refused');
@@ -53,16 +56,33 @@ export class ClusterStateMachine implements StateMachine<CommandOutcome> {
     }
     const outcome = applyCommand(this.#state, command);
     const result = outcome instanceof PlinthError ? outcome : outcome.result;
-    this.#logger.debug({ index: applied.index, command: command.type, refused: outcome instanceof PlinthError ? outcome.code : undefined }, 'cluster state: entry applied');
     if (!(outcome instanceof PlinthError)) this.#state = outcome.state;
+    // The apply and what listeners start because of it run as the proposing
+    // operation (or explicitly as none: the Raft loop may carry a stale scope).
+    runWithRequestId(requestId ?? null, () => this.#announce(command, result, applied.index, requestId), FOLLOW_ON_MAX_ACTIVE_MS);
+    return result;
+  }
+
+  /**
+   * Entries proposed by a control operation (they carry its request id) are
+   * logged at info on every node, so one id finds the operation in every
+   * node's log; the rest (heartbeat-driven node.up/down, capacity, replica
+   * states) stay at debug.
+   */
+  #announce(command: Command, result: CommandOutcome, index: number, requestId: string | undefined): void {
+    const refused = result instanceof PlinthError ? result.code : undefined;
+    if (requestId === undefined) {
+      this.#logger.debug({ index, command: command.type, refused }, 'cluster state: entry applied');
+    } else {
+      this.#logger.info({ index, command: command.type, refused, requestId }, `applied ${command.type} requestId=${requestId}`);
+    }
     for (const listener of this.#listeners) {
       try {
-        listener(command, result, applied.index);
+        listener(command, result, index, requestId);
       } catch (err) {
         this.#logger.error({ err: toError(err), command: command.type }, 'cluster state: applied-listener failed');
       }
     }
-    return result;
   }
 
   snapshot(): Buffer {
@@ -79,8 +99,9 @@ export class ClusterStateMachine implements StateMachine<CommandOutcome> {
   }
 }
 
-export function encodeCommand(command: Command): Buffer {
-  return Buffer.from(JSON.stringify(command), 'utf8');
+/** A Raft entry's bytes; `requestId` rides in the entry's envelope (commands.ts CommandEntry). */
+export function encodeCommand(command: Command, requestId?: string): Buffer {
+  return Buffer.from(JSON.stringify(commandEntryJson(requestId === undefined ? { command } : { command, requestId })), 'utf8');
 }
 
 function isSnapshotImage(value: unknown): value is { appliedIndex: number; state: ClusterState } {

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { HostPort } from '../config/config-types.js';
 
@@ -119,15 +120,22 @@ export class JsonLineSocket {
   }
 }
 
-/** Dial a member's peer port; rejects with IO_ERROR or TIMEOUT. */
-export function dialPeer(address: HostPort, timeoutMs: number): Promise<Socket> {
+/** How to open a peer-port connection: plain TCP by default, mutual TLS when injected (daemon/tls/peer-sockets.ts). */
+export type DialSocket = (host: string, port: number) => Socket;
+
+const plainDial: DialSocket = (host, port) => netConnect({ host, port });
+
+/** Dial a member's peer port; rejects with IO_ERROR or TIMEOUT. With TLS it resolves after the handshake. */
+export function dialPeer(address: HostPort, timeoutMs: number, dial: DialSocket = plainDial): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
-    const socket = connect({ host: address.host, port: address.port });
+    const socket = dial(address.host, address.port);
+    // A TLS socket is usable (and verified) at secureConnect; a plain one at connect.
+    const readyEvent = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new PlinthError('TIMEOUT', `connecting to ${address.host}:${address.port} timed out after ${timeoutMs} ms`, { ...address }));
     }, timeoutMs);
-    socket.once('connect', () => {
+    socket.once(readyEvent, () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       resolve(socket);

@@ -1,7 +1,8 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { HostPort } from '../config/config-types.js';
+import { plainPeerSockets, type PeerSockets } from '../tls/peer-sockets.js';
 
 /**
  * The one peer port (ARCHITECTURE contract `--peer`): accepts every
@@ -15,6 +16,12 @@ import type { HostPort } from '../config/config-types.js';
  * A route sees the socket with the peeked bytes pushed back (socket.unshift),
  * so its own parser starts at byte 0. A connection that sends fewer than
  * PEEK_BYTES before `peekTimeoutMs` is dropped.
+ *
+ * With TLS (docs/security.md "Peer traffic") the server comes from the
+ * injected PeerSockets: mutual TLS, and a connection without a certificate of
+ * the cluster CA reaches only routes added with `{ unauthenticated: true }`
+ * (join, which checks the join token itself); elsewhere it is dropped and the
+ * log says why ("peer presented no certificate").
  */
 export const PEEK_BYTES = 8;
 
@@ -41,20 +48,22 @@ export class PeerListener {
   readonly #options: PeerListenerOptions;
   readonly #logger: Logger;
   readonly #server: Server;
-  readonly #routes: Array<{ readonly name: string; readonly matches: PeerRouteMatcher; readonly handler: PeerRouteHandler }> = [];
+  readonly #sockets: PeerSockets;
+  readonly #routes: Array<{ readonly name: string; readonly matches: PeerRouteMatcher; readonly handler: PeerRouteHandler; readonly unauthenticated: boolean }> = [];
   #fallback: PeerRouteHandler | null = null;
   readonly #pending = new Set<Socket>();
 
-  constructor(options: PeerListenerOptions, modules: { readonly logger: Logger }) {
+  constructor(options: PeerListenerOptions, modules: { readonly logger: Logger; readonly sockets?: PeerSockets }) {
     this.#options = options;
     this.#logger = modules.logger;
-    this.#server = createServer({ noDelay: true }, (socket) => this.#onConnection(socket));
+    this.#sockets = modules.sockets ?? plainPeerSockets();
+    this.#server = this.#sockets.createServer((socket) => this.#onConnection(socket));
     this.#server.maxConnections = options.maxConnections ?? 1024;
   }
 
-  /** Add a route; the first matching route wins. */
-  route(name: string, matches: PeerRouteMatcher, handler: PeerRouteHandler): void {
-    this.#routes.push({ name, matches, handler });
+  /** Add a route; the first matching route wins. Only `unauthenticated` routes see TLS peers without a cluster certificate. */
+  route(name: string, matches: PeerRouteMatcher, handler: PeerRouteHandler, options: { readonly unauthenticated?: boolean } = {}): void {
+    this.#routes.push({ name, matches, handler, unauthenticated: options.unauthenticated === true });
   }
 
   /** Where connections no route claims go (the Raft transport). */
@@ -119,6 +128,12 @@ export class PeerListener {
   #dispatch(socket: Socket, head: Buffer): void {
     const route = this.#routes.find((candidate) => candidate.matches(head));
     const handler = route?.handler ?? this.#fallback;
+    const refusal = route?.unauthenticated === true ? null : this.#sockets.authorizationFailure(socket);
+    if (refusal !== null) {
+      this.#logger.warn({ remote: socket.remoteAddress, route: route?.name ?? 'raft', reason: refusal }, `peer port: connection refused: ${refusal}`);
+      socket.destroy();
+      return;
+    }
     if (handler === null) {
       this.#logger.warn({ remote: socket.remoteAddress }, 'peer port: no handler for connection; dropped');
       socket.destroy();

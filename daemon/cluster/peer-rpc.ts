@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PlinthError, toError } from '../../common/plinth-error.js';
 import type { HostPort } from '../config/config-types.js';
-import { dialPeer, errorFromJson, errorToJson, JsonLineSocket } from './json-line-socket.js';
+import { dialPeer, errorFromJson, errorToJson, JsonLineSocket, type DialSocket } from './json-line-socket.js';
 import { RPC_MAGIC } from './peer-listener.js';
 
 /**
@@ -14,12 +14,16 @@ import { RPC_MAGIC } from './peer-listener.js';
  *
  * Authenticated with the cluster secret: the body is MACed (HMAC-SHA256) and
  * carries a timestamp, refused when older than MAX_SKEW_MS, so only members
- * can propose. The answer is not MACed (TLS comes with the operations issue).
+ * can propose. The answer is not MACed: in a TLS cluster the mutual-TLS
+ * connection (`dial`, daemon/tls/peer-sockets.ts) authenticates it.
  */
 export type RpcRequest =
-  | { readonly op: 'propose'; readonly command: unknown }
+  /** `requestId`: the control operation's id (docs/operations.md "Finding one operation in the logs"). */
+  | { readonly op: 'propose'; readonly command: unknown; readonly requestId?: string }
   | { readonly op: 'read' }
-  | { readonly op: 'remove-voter'; readonly nodeId: string };
+  | { readonly op: 'remove-voter'; readonly nodeId: string }
+  /** This node's part of a support bundle (daemon/support/), logs since `sinceMs`, at most `maxLogBytes` of them. */
+  | { readonly op: 'support-node'; readonly sinceMs: number; readonly maxLogBytes: number };
 
 export type RpcHandler = (request: RpcRequest) => Promise<unknown>;
 
@@ -30,9 +34,14 @@ function mac(secret: Buffer, body: string): Buffer {
   return createHmac('sha256', secret).update(LABEL).update(body).digest();
 }
 
-export async function callPeer(address: HostPort, request: RpcRequest, options: { secret: Buffer; timeoutMs: number; nowMs?: number }): Promise<unknown> {
-  const socket = await dialPeer(address, options.timeoutMs);
-  const lines = new JsonLineSocket(socket);
+/** `maxAnswerBytes`: bound on the answer line (default DEFAULT_MAX_LINE_BYTES; a support bundle part is larger). */
+export async function callPeer(
+  address: HostPort,
+  request: RpcRequest,
+  options: { secret: Buffer; timeoutMs: number; nowMs?: number; maxAnswerBytes?: number; dial?: DialSocket },
+): Promise<unknown> {
+  const socket = await dialPeer(address, options.timeoutMs, options.dial);
+  const lines = new JsonLineSocket(socket, options.maxAnswerBytes === undefined ? {} : { maxLineBytes: options.maxAnswerBytes });
   try {
     const body = JSON.stringify({ ...request, ts: options.nowMs ?? Date.now() });
     lines.send({ body, mac: mac(options.secret, body).toString('hex') }, RPC_MAGIC);
@@ -82,7 +91,13 @@ function authenticate(frame: unknown, secret: Buffer | null): RpcRequest {
   if (typeof ts !== 'number' || Math.abs(Date.now() - ts) > MAX_SKEW_MS) throw new PlinthError('UNAUTHORIZED', 'peer rpc: stale request');
   const op = request['op'];
   if (op === 'read') return { op };
-  if (op === 'propose') return { op, command: request['command'] };
+  if (op === 'propose') {
+    const requestId = request['requestId'];
+    return typeof requestId === 'string' ? { op, command: request['command'], requestId } : { op, command: request['command'] };
+  }
+  if (op === 'support-node' && typeof request['sinceMs'] === 'number' && typeof request['maxLogBytes'] === 'number') {
+    return { op, sinceMs: request['sinceMs'], maxLogBytes: request['maxLogBytes'] };
+  }
   if (op === 'remove-voter' && typeof request['nodeId'] === 'string') return { op, nodeId: request['nodeId'] };
   throw new PlinthError('PROTOCOL_ERROR', `peer rpc: unknown op ${JSON.stringify(op)}`, { reason: 'op' });
 }

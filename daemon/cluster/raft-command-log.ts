@@ -10,6 +10,7 @@ import type { ClusterState } from '../state/cluster-state.js';
 import { decodeCommand, type Command } from '../state/commands.js';
 import { encodeCommand, type ClusterStateMachine, type CommandOutcome } from './cluster-state-machine.js';
 import { callPeer, type RpcRequest } from './peer-rpc.js';
+import { currentRequestId, outsideRequestScope, runWithRequestId } from '../logging/request-context.js';
 
 export interface RaftCommandLogOptions {
   readonly nodeId: string;
@@ -23,6 +24,8 @@ export interface RaftCommandLogModules {
   readonly raft: RaftNode<CommandOutcome>;
   readonly stateMachine: ClusterStateMachine;
   readonly secret: Buffer;
+  /** How forwarded proposals dial the leader: mutual TLS in a TLS cluster (daemon/tls/peer-sockets.ts); plain TCP by default. */
+  readonly dial?: (host: string, port: number) => import('node:net').Socket;
   readonly logger: Logger;
 }
 
@@ -40,6 +43,7 @@ export class RaftCommandLog implements CommandProposer {
   readonly #modules: RaftCommandLogModules;
   #forwards = 0;
   readonly #proposalListeners = new Set<(durationMs: number) => void>();
+  #supportNode: ((sinceMs: number, maxLogBytes: number) => Promise<unknown>) | null = null;
 
   constructor(options: RaftCommandLogOptions, modules: RaftCommandLogModules) {
     this.#options = options;
@@ -59,8 +63,11 @@ export class RaftCommandLog implements CommandProposer {
   }
 
   async propose(command: Command): Promise<CommandResult> {
-    if (this.isLeader) return this.#proposeLocally(command);
-    const answer = await this.#forward({ op: 'propose', command });
+    // The control operation this runs for (REST request id): it travels to the leader and into the entry.
+    const requestId = currentRequestId();
+    if (this.isLeader) return this.#proposeLocally(command, requestId);
+    if (requestId !== undefined) this.#modules.logger.info({ command: command.type, leaderId: this.leaderId }, 'forwarding a proposal to the leader');
+    const answer = await this.#forward(requestId === undefined ? { op: 'propose', command } : { op: 'propose', command, requestId });
     // Read your writes: a caller that proposed through this node (an API
     // create, then an NBD connect here) must find the change in `state`.
     if (!isForwardedProposal(answer)) throw new PlinthError('INTERNAL', 'the leader answered a forwarded proposal without its applied index');
@@ -93,16 +100,25 @@ export class RaftCommandLog implements CommandProposer {
 
   /** Serve a request forwarded by a follower; refuses unless this node leads. */
   async handleForwarded(request: RpcRequest): Promise<unknown> {
+    // Any node answers for itself (support bundle), leader or not.
+    if (request.op === 'support-node') return this.#serveSupportNode(request.sinceMs, request.maxLogBytes);
     if (!this.isLeader) {
       throw new PlinthError('NOT_LEADER', `node ${this.#options.nodeId} is not the leader`, { leaderId: this.leaderId, retry: true });
     }
     switch (request.op) {
-      case 'propose': {
-        const result = await this.#proposeLocally(decodeCommand(request.command));
-        // The entry is applied here, so the applied index covers it.
-        const answer: ForwardedProposal = { result, appliedIndex: this.#modules.raft.appliedIndex };
-        return answer;
-      }
+      case 'propose':
+        return runWithRequestId(request.requestId ?? null, async (scope) => {
+          try {
+            const command = decodeCommand(request.command);
+            if (request.requestId !== undefined) this.#modules.logger.info({ command: command.type }, 'proposing a command forwarded by a follower');
+            const result = await this.#proposeLocally(command, request.requestId);
+            // The entry is applied here, so the applied index covers it.
+            const answer: ForwardedProposal = { result, appliedIndex: this.#modules.raft.appliedIndex };
+            return answer;
+          } finally {
+            scope.end();
+          }
+        }, 2 * this.#options.forwardTimeoutMs);
       case 'read':
         return this.#modules.raft.read();
       case 'remove-voter':
@@ -121,9 +137,38 @@ export class RaftCommandLog implements CommandProposer {
     return () => this.#proposalListeners.delete(listener);
   }
 
-  async #proposeLocally(command: Command): Promise<CommandResult> {
+  /**
+   * Serve `support-node` peer calls with `provider` (daemon/support/): this
+   * node's part of a support bundle. Until set, such calls are refused.
+   */
+  serveSupportNode(provider: (sinceMs: number, maxLogBytes: number) => Promise<unknown>): void {
+    this.#supportNode = provider;
+  }
+
+  /**
+   * Ask one member directly (not the leader), over the same peer connection
+   * as forwarded proposals: a support bundle gathers every node's part so.
+   */
+  async callMember(nodeId: string, request: RpcRequest, options: { readonly timeoutMs: number; readonly maxAnswerBytes?: number }): Promise<unknown> {
+    const address = this.#modules.raft.addressOf(nodeId);
+    if (address === undefined) throw new PlinthError('NODE_NOT_FOUND', `no peer address known for node ${nodeId}`, { nodeId });
+    return callPeer(address, request, {
+      secret: this.#modules.secret,
+      timeoutMs: options.timeoutMs,
+      ...(options.maxAnswerBytes === undefined ? {} : { maxAnswerBytes: options.maxAnswerBytes }),
+      ...(this.#modules.dial === undefined ? {} : { dial: this.#modules.dial }),
+    });
+  }
+
+  #serveSupportNode(sinceMs: number, maxLogBytes: number): Promise<unknown> {
+    if (this.#supportNode === null) throw new PlinthError('NOT_SUPPORTED', `node ${this.#options.nodeId} does not serve support data (yet)`);
+    return this.#supportNode(sinceMs, maxLogBytes);
+  }
+
+  async #proposeLocally(command: Command, requestId: string | undefined): Promise<CommandResult> {
     const startMs = performance.now();
-    const outcome = await this.#modules.raft.propose(encodeCommand(command));
+    // The Raft loop must not inherit this operation's log scope (request-context.ts).
+    const outcome = await outsideRequestScope(() => this.#modules.raft.propose(encodeCommand(command, requestId)));
     const durationMs = performance.now() - startMs;
     for (const listener of this.#proposalListeners) listener(durationMs);
     if (outcome instanceof PlinthError) throw outcome;
@@ -146,7 +191,7 @@ export class RaftCommandLog implements CommandProposer {
         const leader = this.#leaderAddress();
         if (leader !== undefined) {
           try {
-            return await callPeer(leader, request, { secret: this.#modules.secret, timeoutMs: Math.max(100, deadlineMs - Date.now()) });
+            return await callPeer(leader, request, { secret: this.#modules.secret, timeoutMs: Math.max(100, deadlineMs - Date.now()), ...(this.#modules.dial === undefined ? {} : { dial: this.#modules.dial }) });
           } catch (err) {
             const retry = isPlinthError(err, 'NOT_LEADER') && err.details['retry'] === true;
             const unreachable = isPlinthError(err, 'IO_ERROR') && request.op === 'read';

@@ -12,7 +12,8 @@ import { formatHostPort, type HostPort } from '../config/config-types.js';
 import { findNode, type NodeAddresses, type NodeLabels } from '../state/cluster-state.js';
 import { createClusterSecret, readClusterSecret, saveJoinCredentials, wasJoined } from './cluster-credentials.js';
 import { ClusterStateMachine, type CommandOutcome } from './cluster-state-machine.js';
-import { joinCluster, type JoinCredentials } from './join-protocol.js';
+import { NodeTls } from '../tls/node-tls.js';
+import { joinCluster, type JoinCredentials, type JoinerTls } from './join-protocol.js';
 import { magicAt, RPC_MAGIC, type PeerListener } from './peer-listener.js';
 import { serveRpcConnection } from './peer-rpc.js';
 import { RaftCommandLog } from './raft-command-log.js';
@@ -35,6 +36,8 @@ export interface ClusterNodeOptions {
 export interface ClusterNodeModules {
   readonly raftDb: RaftDb;
   readonly peerListener: PeerListener;
+  /** Plain or mutual-TLS peer connections (daemon/tls/node-tls.ts); a token joiner adopts its certificate here. Default: plain. */
+  readonly tls?: NodeTls;
   readonly logger: Logger;
   readonly clock?: () => Date;
 }
@@ -55,7 +58,8 @@ export interface ClusterNode {
  * joins through a member's peer port; a data dir that already holds a cluster
  * secret restarts as a member and ignores --join.
  */
-export async function startClusterNode(options: ClusterNodeOptions, modules: ClusterNodeModules): Promise<ClusterNode> {
+export async function startClusterNode(options: ClusterNodeOptions, given: ClusterNodeModules): Promise<ClusterNode> {
+  const modules: ClusterNodeModules & { readonly tls: NodeTls } = { ...given, tls: given.tls ?? NodeTls.plain() };
   const { logger } = modules;
   const existing = await readClusterSecret(options.dataDir);
   if (existing !== null) {
@@ -73,15 +77,19 @@ export async function startClusterNode(options: ClusterNodeOptions, modules: Clu
   }
   let started: ClusterNode | null = null;
   const onCredentials = async (credentials: JoinCredentials): Promise<void> => {
+    // TLS files first: a data dir with a cluster secret but no tls/ca.crt would restart as a plain member.
+    if (credentials.tls !== null) await modules.tls.adopt(credentials.tls);
     await saveJoinCredentials(options.dataDir, credentials);
     started = await startRaft(options, modules, credentials.secret, { peers: credentials.peers }, 'join');
   };
   logger.info({ join: formatHostPort(options.join) }, 'joining the cluster');
   try {
-    await joinCluster(options.join, { nodeId: options.nodeId, addresses: options.addresses, labels: options.labels }, onCredentials);
+    await joinCluster(options.join, { nodeId: options.nodeId, addresses: options.addresses, labels: options.labels }, onCredentials, joinerTls(modules.tls));
   } catch (err) {
     await (started as ClusterNode | null)?.stop();
-    throw new PlinthError('IO_ERROR', `cannot join the cluster through ${formatHostPort(options.join)}: ${toError(err).message}`, {
+    // A plain joiner at a TLS member sees only a closed connection; a token joiner at a plain one a TLS error.
+    const hint = modules.tls.enabled ? ' (is the member part of a TLS cluster, and the join token its?)' : ' (if the cluster uses TLS, pass --join-token)';
+    throw new PlinthError('IO_ERROR', `cannot join the cluster through ${formatHostPort(options.join)}: ${toError(err).message}${hint}`, {
       join: formatHostPort(options.join),
     }, { cause: err });
   }
@@ -93,7 +101,7 @@ export async function startClusterNode(options: ClusterNodeOptions, modules: Clu
 
 async function startRaft(
   options: ClusterNodeOptions,
-  modules: ClusterNodeModules,
+  modules: ClusterNodeModules & { readonly tls: NodeTls },
   secret: Buffer,
   membership: { bootstrapVoters?: readonly string[]; peers?: ReadonlyMap<string, HostPort> },
   mode: ClusterNode['mode'],
@@ -102,7 +110,7 @@ async function startRaft(
   const prng = new SeededPrng(randomInt(2 ** 31));
   const transport = new TcpTransport<Message>(
     { ...DEFAULT_TRANSPORT_LIMITS, nodeId: options.nodeId, listen: options.peerAddress, secret },
-    { logger, codec: raftMessageCodec, random: () => prng.nextFloat() },
+    { logger, codec: raftMessageCodec, random: () => prng.nextFloat(), connect: modules.tls.sockets.connect },
   );
   const stateMachine = new ClusterStateMachine({ logger });
   const peers = new Map([...(membership.peers ?? new Map<string, HostPort>())].filter(([id]) => id !== options.nodeId));
@@ -119,13 +127,22 @@ async function startRaft(
   );
   const commands = new RaftCommandLog(
     { nodeId: options.nodeId, forwardTimeoutMs: 5000, maxForwards: 256 },
-    { raft, stateMachine, secret, logger },
+    { raft, stateMachine, secret, logger, dial: modules.tls.sockets.connect },
   );
   peerListener.fallback((socket) => transport.acceptSocket(socket));
   peerListener.route('rpc', magicAt(0, RPC_MAGIC), (socket) =>
     serveRpcConnection(socket, () => secret, (request) => commands.handleForwarded(request), logger),
   );
   return { commands, raft, stateMachine, secret, mode, stop: () => raft.stop() };
+}
+
+/** How this node joins: plain; with a join token (TLS without a certificate yet); or with operator certificates. */
+function joinerTls(tls: NodeTls): JoinerTls | null {
+  if (!tls.enabled) return null;
+  const publicKeyPem = tls.joinPublicKeyPem;
+  const joinToken = tls.joinToken;
+  if (publicKeyPem !== null && joinToken !== null) return { dial: tls.sockets.connectForJoin, token: { joinToken, publicKeyPem } };
+  return { dial: tls.sockets.connect, token: null };
 }
 
 /**

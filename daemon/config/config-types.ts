@@ -1,5 +1,6 @@
 import type { ChapCredentials } from '../../blockdev/iscsi/chap.js';
 import type { DiskSpec } from '../../blockdev/pool/pool-types.js';
+import type { TlsSettings } from '../tls/tls-mode.js';
 
 /**
  * The daemon's resolved configuration. Every setting comes from one of four
@@ -34,6 +35,12 @@ export const SETTING_KEYS = [
   'iscsi-chap-target-user',
   'iscsi-chap-target-secret-file',
   'iscsi-chap-target-secret',
+  'tls',
+  'tls-cert-file',
+  'tls-key-file',
+  'tls-ca-file',
+  'nbd-tls',
+  'join-token',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -74,6 +81,10 @@ export interface Config {
   readonly labels: { readonly zone?: string; readonly rack?: string };
   /** Cluster-wide iSCSI CHAP; null: no CHAP unless a volume sets its own. Holds secrets: never log it (the logger redacts it). */
   readonly iscsiChap: IscsiChapConfig | null;
+  /** TLS mode and operator certificates (docs/security.md). */
+  readonly tls: TlsSettings;
+  /** The cluster's join token, needed with --join to join a TLS cluster. A secret: never log it. */
+  readonly joinToken: string | null;
   /** Where each explicitly set key came from, e.g. `--nbd`, `PLINTH_NBD`, `plinth.yaml: nbd`. */
   readonly sources: Readonly<Partial<Record<SettingKey, string>>>;
 }

@@ -25,6 +25,12 @@ const FLAG_OPTIONS = {
   'iscsi-chap-secret-file': { type: 'string' },
   'iscsi-chap-target-user': { type: 'string' },
   'iscsi-chap-target-secret-file': { type: 'string' },
+  tls: { type: 'string' },
+  'tls-cert-file': { type: 'string' },
+  'tls-key-file': { type: 'string' },
+  'tls-ca-file': { type: 'string' },
+  'nbd-tls': { type: 'string' },
+  'join-token': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;

@@ -10,6 +10,7 @@ import {
   type SettingKey,
 } from './config-types.js';
 import { iscsiChapOf, type ReadSecretFile } from './iscsi-chap-settings.js';
+import { joinTokenOf, tlsSettingsOf } from './tls-settings.js';
 import { parseConfigFile } from './parse-config-file.js';
 import { parseEnv, type Environment } from './parse-env.js';
 import { parseFlags } from './parse-flags.js';
@@ -107,6 +108,8 @@ function buildConfig(settings: RawSettings, configFile: string | null, readSecre
     extentSizeBytes: single(settings, 'extent-size', parseExtentSize) ?? null,
     labels: labelsOf(settings),
     iscsiChap: iscsiChapOf(settings, readSecretFile),
+    tls: tlsSettingsOf(settings),
+    joinToken: joinTokenOf(settings),
     sources,
   };
 }

@@ -75,6 +75,7 @@ export function nodeView(node: NodeRecord, facts: NodeFacts): NodeView {
     state: node.state,
     leader: facts.isLeader,
     addresses: { ...node.addresses },
+    labels: { ...node.labels },
     disks,
     capacityBytes: facts.pool?.capacityBytes ?? node.capacityBytes,
     usedBytes: facts.pool?.usedBytes ?? node.capacityBytes - node.freeBytes,

@@ -1,5 +1,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '../config/config-types.js';
+import type { LogRing } from './log-ring.js';
+import { currentRequestId, REQUEST_ID_LOG_KEY } from './request-context.js';
 
 /**
  * JSON lines on stdout (or `destination` in tests), ISO timestamps so logs
@@ -21,12 +23,33 @@ export const REDACTED_LOG_PATHS = [
   '*.*.*.targetSecret',
 ];
 
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
-  const options = {
+export interface CreateLoggerOptions {
+  /** Also keep the recent lines in this ring (support bundle, daemon/support/). */
+  readonly ring?: LogRing;
+}
+
+export function createLogger(level: LogLevel, destination?: DestinationStream, options: CreateLoggerOptions = {}): Logger {
+  const loggerOptions = {
     level,
     redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
     base: { service: 'plinthd', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: requestIdMixin,
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  const primary = destination ?? pino.destination({ dest: 1, sync: true });
+  if (options.ring === undefined || level === 'silent') return pino(loggerOptions, primary);
+  // Both streams at the logger's own level: the ring holds exactly what stdout shows.
+  return pino(loggerOptions, pino.multistream([{ level, stream: primary }, { level, stream: options.ring }]));
+}
+
+/**
+ * Every line logged on behalf of a control operation carries its id under
+ * one key (request-context.ts); fastify's request loggers already bind it
+ * (api/request-id.ts sets the same label), so it is not added twice.
+ */
+function requestIdMixin(mergeObject: object, _level: number, logger: Logger): object {
+  const requestId = currentRequestId();
+  if (requestId === undefined || REQUEST_ID_LOG_KEY in mergeObject) return {};
+  if (REQUEST_ID_LOG_KEY in logger.bindings()) return {};
+  return { [REQUEST_ID_LOG_KEY]: requestId };
 }

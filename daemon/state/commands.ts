@@ -247,6 +247,38 @@ export function decodeCommand(value: unknown): Command {
   return record as unknown as Command;
 }
 
+/**
+ * A Raft entry: a command's JSON, optionally with envelope fields beside its
+ * own. `requestId` names the control operation that proposed it (REST
+ * x-request-id; docs/operations.md "Finding one operation in the logs"). It
+ * is for logs only: apply never sees it. Optional, so entries and snapshots
+ * written before it existed decode unchanged.
+ */
+export interface CommandEntry {
+  readonly command: Command;
+  readonly requestId?: string;
+}
+
+const ENVELOPE_REQUEST_ID = 'requestId';
+/** Same bound as the REST x-request-id (api/request-id.ts). */
+const MAX_REQUEST_ID_LENGTH = 128;
+
+export function decodeCommandEntry(value: unknown): CommandEntry {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, ENVELOPE_REQUEST_ID)) {
+    return { command: decodeCommand(value) };
+  }
+  const { [ENVELOPE_REQUEST_ID]: requestId, ...command } = value as Record<string, unknown>;
+  if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > MAX_REQUEST_ID_LENGTH) {
+    throw malformed(`envelope field "${ENVELOPE_REQUEST_ID}" must be a string of 1-${MAX_REQUEST_ID_LENGTH} characters`);
+  }
+  return { command: decodeCommand(command), requestId };
+}
+
+/** The entry's JSON: the command's fields, and the envelope's when present. */
+export function commandEntryJson(entry: CommandEntry): Record<string, unknown> {
+  return entry.requestId === undefined ? { ...entry.command } : { ...entry.command, [ENVELOPE_REQUEST_ID]: entry.requestId };
+}
+
 /** The one command with a nested document: every field of the image is checked too. */
 function assertReservationImage(image: unknown): void {
   try {

@@ -65,6 +65,8 @@ export interface DataPlaneModules {
   readonly cluster: DataPlaneCluster;
   /** Replaces replicas lost past their grace period (reconciler/replica-replacement.ts); without it they are only flagged. */
   readonly replacement?: ReplicaReplacementPort;
+  /** How replica links dial other nodes: mutual TLS in a TLS cluster (daemon/tls/peer-sockets.ts); plain TCP by default. */
+  readonly connectPeer?: (host: string, port: number) => Socket;
   readonly logger: Logger;
 }
 
@@ -92,7 +94,7 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
   );
   const sessions = new VolumeSessions(
     { ...options.sessions, nodeId: options.nodeId },
-    { cluster: modules.cluster, service: replicaServer.service, secret: options.secret, logger },
+    { cluster: modules.cluster, service: replicaServer.service, secret: options.secret, logger, ...(modules.connectPeer === undefined ? {} : { connectPeer: modules.connectPeer }) },
   );
   const reconciler = new RebuildReconciler(options.reconciler ?? {}, {
     sessions: () => sessions.list(),

@@ -47,6 +47,8 @@ export interface VolumeSessionModules {
   readonly service: ReplicaService;
   /** The cluster secret proven in the replica HELLO. */
   readonly secret: Buffer;
+  /** How replica links dial: mutual TLS in a TLS cluster (daemon/tls/peer-sockets.ts); plain TCP by default. */
+  readonly connectPeer?: (host: string, port: number) => import('node:net').Socket;
   readonly logger: Logger;
 }
 
@@ -327,7 +329,7 @@ async function openReplicaDevice(
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     },
-    { logger },
+    { logger, ...(modules.connectPeer === undefined ? {} : { connect: modules.connectPeer }) },
   );
   try {
     await device.connect();

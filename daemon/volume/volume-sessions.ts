@@ -24,6 +24,8 @@ export interface VolumeSessionsModules {
   readonly cluster: DataPlaneCluster;
   readonly service: ReplicaService;
   readonly secret: Buffer;
+  /** Replica links' dialer (VolumeSessionModules.connectPeer). */
+  readonly connectPeer?: (host: string, port: number) => import('node:net').Socket;
   readonly logger: Logger;
 }
 

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dispatcherTrusting, type FetchDispatcher } from '../../api/client/tls-dispatcher.js';
 
 /**
  * Spawn real `plinthd` processes for integration and e2e tests: free ports
@@ -47,6 +48,12 @@ export interface SpawnDaemonOptions {
   readonly netns?: DaemonNamespace;
   /** Node.js flags before the daemon's script, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
   readonly nodeArgs?: readonly string[];
+  /**
+   * Passed as --tls. 'on': the API is https:// and the harness's own calls
+   * (api(), waitForReady()) trust the cluster CA from <data-dir>/tls/ca.crt.
+   * Default: the daemon's own (auto), but 'off' inside a network namespace.
+   */
+  readonly tls?: 'on' | 'off' | 'auto';
 }
 
 /**
@@ -136,17 +143,21 @@ export class DaemonProcess {
   readonly apiUrl: string;
   /** The address the NBD/iSCSI/peer listeners bind: 127.0.0.1, or the namespace's address. */
   readonly host: string;
+  /** Started with --tls on: HTTPS API, TLS peer port, NBD STARTTLS required. */
+  readonly tls: boolean;
+  #dispatcher: FetchDispatcher | undefined;
   readonly #child: ChildProcess;
   readonly #exit: Promise<ExitStatus>;
   #status: ExitStatus | null = null;
   #stdout = '';
   #stderr = '';
 
-  constructor(child: ChildProcess, dataDir: string, ports: DaemonPorts, netns?: DaemonNamespace) {
+  constructor(child: ChildProcess, dataDir: string, ports: DaemonPorts, netns?: DaemonNamespace, tls = false) {
     this.#child = child;
     this.dataDir = dataDir;
     this.ports = ports;
-    this.apiUrl = netns?.apiUrl ?? `http://127.0.0.1:${ports.api}`;
+    this.tls = tls;
+    this.apiUrl = netns?.apiUrl ?? `${tls ? 'https' : 'http'}://127.0.0.1:${ports.api}`;
     this.host = netns?.host ?? '127.0.0.1';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.#stdout += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.#stderr += chunk));
@@ -170,6 +181,29 @@ export class DaemonProcess {
 
   nbdUri(exportName: string): string {
     return `nbd://${this.host}:${this.ports.nbd}/${exportName}`;
+  }
+
+  /** The cluster CA of a TLS daemon (PEM); exists once it bootstrapped or joined. */
+  async caPem(): Promise<string> {
+    return readFile(join(this.dataDir, 'tls', 'ca.crt'), 'utf8');
+  }
+
+  /**
+   * libnbd's URI of an export behind NBD STARTTLS: `nbds://…?tls-certificates=DIR`
+   * with DIR holding the cluster CA as ca-cert.pem (GnuTLS's file name).
+   */
+  async nbdsUri(exportName: string): Promise<string> {
+    const dir = join(this.dataDir, 'nbd-client-certificates');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'ca-cert.pem'), await this.caPem());
+    return `nbds://${this.host}:${this.ports.nbd}/${exportName}?tls-certificates=${dir}`;
+  }
+
+  /** fetch that trusts the cluster CA when the daemon runs TLS. */
+  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    if (!this.tls) return fetch(url, init);
+    this.#dispatcher ??= dispatcherTrusting(await this.caPem());
+    return fetch(url, { ...init, dispatcher: this.#dispatcher });
   }
 
   /** The volume's iSCSI target as libiscsi's tools take it (ARCHITECTURE "iSCSI": IQN `iqn.2026-11.io.plinth:<volume>`, LUN 0). */
@@ -211,10 +245,10 @@ export class DaemonProcess {
   }
 
   /** An authenticated REST call; the body is parsed as JSON when it is JSON. */
-  async api(method: string, path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<ApiResponse> {
-    const headers: Record<string, string> = { authorization: `Bearer ${await this.token()}` };
+  async api(method: string, path: string, body?: unknown, options: { timeoutMs?: number; headers?: Readonly<Record<string, string>> } = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...options.headers, authorization: `Bearer ${await this.token()}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${this.apiUrl}${path}`, {
+    const response = await this.fetch(`${this.apiUrl}${path}`, {
       method,
       headers,
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
@@ -232,7 +266,7 @@ export class DaemonProcess {
     while (Date.now() < deadline) {
       if (this.#status !== null) throw new Error(`plinthd exited (${describeStatus(this.#status)}) before ready\n${this.describeOutput()}`);
       try {
-        const response = await fetch(`${this.apiUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+        const response = await this.fetch(`${this.apiUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
         if (response.status === 200) return;
         last = `${response.status} ${await response.text()}`;
       } catch (err) {
@@ -300,6 +334,9 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
   // PLINTH_TEST_LOG_LEVEL=debug makes every daemon of a test run chatty when chasing a failure.
   const logLevel = process.env['PLINTH_TEST_LOG_LEVEL'] ?? options.logLevel;
   if (logLevel !== undefined) args.push('--log-level', logLevel);
+  // Namespace addresses are not loopback, so tls=auto would turn TLS on; those tests are about partitions: plain unless asked.
+  const tls = options.tls ?? (options.netns === undefined ? undefined : 'off');
+  if (tls !== undefined) args.push('--tls', tls);
   args.push(...(options.args ?? []));
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -309,7 +346,7 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
   const node = [process.execPath, ...(options.nodeArgs ?? [])];
   const [command, prefix] = options.netns === undefined ? [process.execPath, node.slice(1)] : [IP_BIN, ['netns', 'exec', options.netns.name, ...node]];
   const child = spawn(command, [...prefix, PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const daemon = new DaemonProcess(child, dataDir, ports, options.netns);
+  const daemon = new DaemonProcess(child, dataDir, ports, options.netns, options.tls === 'on');
   const siblings = daemonsByDataDir.get(dataDir) ?? new Set();
   siblings.add(daemon);
   daemonsByDataDir.set(dataDir, siblings);

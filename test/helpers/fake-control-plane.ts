@@ -61,6 +61,7 @@ export class FakeControlPlane implements ControlPlane {
       state: 'up',
       leader: index === 0,
       addresses: { api: `127.0.0.1:${9700 + index * 10}`, peer: '127.0.0.1:9701', nbd: '127.0.0.1:10809', iscsi: '127.0.0.1:3260' },
+      labels: index === 0 ? { zone: 'z1', rack: 'r1' } : {},
       disks: [{ id: `${id}-disk-0`, path: `/data/${id}/disk-0.img`, kind: 'file', capacityBytes: this.capacityBytes, usedBytes: 0, extentSizeBytes: 1024 ** 2 }],
       capacityBytes: this.capacityBytes,
       usedBytes: 0,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the real clients the e2e tests drive are installed (libnbd's tools,
-# qemu-img, fio, nbdfuse, iSCSI tools, ext4 tools, losetup).
+# qemu-img, fio, nbdfuse, iSCSI tools, ext4 tools, losetup, Chromium for the
+# dashboard's browser test).
 #
 # Runs as part of `npm run pretest`. Idempotent and silent when everything is
 # present. When something is missing and we are root with apt-get, it runs
@@ -18,8 +19,10 @@ declare -A PACKAGE_OF=(
   [tgtd]=tgt [fusermount3]=fuse3 [ip]=iproute2
   [mkfs.ext4]=e2fsprogs [fsck.ext4]=e2fsprogs [losetup]=util-linux [setpriv]=util-linux
   [systemd-analyze]=systemd
+  # The dashboard's e2e test drives Debian's Chromium with playwright-core (test/e2e/dashboard.test.ts).
+  [chromium]=chromium
 )
-ALL_PACKAGES=(libnbd-bin python3-libnbd fio qemu-utils qemu-block-extra libiscsi-bin nbdkit tgt fuse3 iproute2 e2fsprogs util-linux systemd)
+ALL_PACKAGES=(libnbd-bin python3-libnbd fio qemu-utils qemu-block-extra libiscsi-bin nbdkit tgt fuse3 iproute2 e2fsprogs util-linux systemd chromium)
 
 # Debian's admin tools live in sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -98,7 +98,7 @@ t.test('oversized bodies get 413, non-JSON media types 415', async (t) => {
 t.test('unknown routes and methods are 404 NOT_FOUND in the error shape', async (t) => {
   const { app } = await buildTestApp();
   t.teardown(() => app.close());
-  for (const [method, url] of [['GET', '/v1/snapshots'], ['GET', '/'], ['PUT', '/v1/volumes'], ['POST', '/v1/cluster']] as const) {
+  for (const [method, url] of [['GET', '/v1/snapshots'], ['GET', '/nowhere'], ['PUT', '/v1/volumes'], ['POST', '/v1/cluster']] as const) {
     const response = await app.inject({ method, url, headers: AUTH_HEADERS });
     t.equal(response.statusCode, 404, `${method} ${url}`);
     t.equal(errorOf(response).code, 'NOT_FOUND');

@@ -88,15 +88,17 @@ t.test('--json prints the raw JSON everywhere', async (t) => {
   t.match(parse(await run('cluster', 'status')), { clusterId: 'cluster-test' });
 });
 
-t.test('API and connection errors exit 1 with one line on stderr', async (t) => {
+t.test('API and connection errors exit 1 with one message on stderr (API errors add the request id)', async (t) => {
   const { baseUrl } = await listenTestApp(t);
   const run = (...args: string[]) => plinth(['--api', baseUrl, '--token', TEST_TOKEN, ...args]);
-  t.same(await run('volume', 'inspect', 'db1'), {
-    code: 1, stdout: '', stderr: 'plinth: volume "db1" not found (VOLUME_NOT_FOUND)\n',
-  });
+  // API errors name the invocation's request id (sent as x-request-id) so the operator can grep the daemons' logs.
+  const notFound = await run('volume', 'inspect', 'db1');
+  t.same({ code: notFound.code, stdout: notFound.stdout }, { code: 1, stdout: '' });
+  t.match(notFound.stderr, /^plinth: volume "db1" not found \(VOLUME_NOT_FOUND\)\nrequest id: [0-9a-f-]{36}\n$/);
   const badSize = await run('volume', 'create', 'x', '--size', '10GB');
   t.equal(badSize.code, 1);
-  t.match(badSize.stderr, /^plinth: invalid size "10GB".*\(INVALID_SIZE\)\n$/);
+  t.match(badSize.stderr, /^plinth: invalid size "10GB".*\(INVALID_SIZE\)\nrequest id: [0-9a-f-]{36}\n$/);
+  t.not(badSize.stderr.split('request id: ')[1], notFound.stderr.split('request id: ')[1], 'a fresh id per invocation');
   const badToken = await plinth(['--api', baseUrl, '--token', 'wrong', 'volume', 'ls']);
   t.equal(badToken.code, 1);
   t.match(badToken.stderr, /<data-dir>\/api-token.*\(UNAUTHORIZED\)/);

@@ -1,0 +1,156 @@
+// @ts-check
+import { ApiError } from './api-client.js';
+import { typedById } from './dom.js';
+import {
+  attachEquivalent, createEquivalent, deleteEquivalent, describeRest, detachEquivalent, resizeEquivalent,
+} from './equivalents.js';
+
+/**
+ * The action forms: create, and grow / attach / detach / delete of a chosen
+ * volume. Each form shows its CLI and REST equivalent as the user types and
+ * sends exactly that REST call. Answers and API errors land in one status line.
+ *
+ * @typedef {import('./api-client.js').PlinthApi} PlinthApi
+ * @typedef {import('./api-client.js').NodeView} NodeView
+ * @typedef {import('./api-client.js').VolumeView} VolumeView
+ * @typedef {import('./equivalents.js').Equivalent} Equivalent
+ */
+
+export class VolumeForms {
+  /** @type {PlinthApi} */ #api;
+  /** @type {() => Promise<void>} */ #afterChange;
+  #status = typedById('action-status', HTMLElement);
+  #targetVolume = typedById('target-volume', HTMLSelectElement);
+  #attachNode = typedById('attach-node', HTMLSelectElement);
+  #deleteDialog = typedById('confirm-delete', HTMLDialogElement);
+
+  /** @param {PlinthApi} api @param {() => Promise<void>} afterChange refreshes the views */
+  constructor(api, afterChange) {
+    this.#api = api;
+    this.#afterChange = afterChange;
+    typedById('create-form', HTMLFormElement).addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.#run(this.#createCall(), (name) => `Created volume ${name}.`);
+    });
+    typedById('grow-button', HTMLButtonElement).addEventListener('click', () => void this.#run(this.#growCall(), (name) => `Resized volume ${name}.`));
+    typedById('attach-button', HTMLButtonElement).addEventListener('click', () => void this.#run(this.#attachCall(), (name) => `Attached volume ${name}.`));
+    typedById('detach-button', HTMLButtonElement).addEventListener('click', () => void this.#run(this.#detachCall(), (name) => `Detached volume ${name}.`));
+    typedById('delete-button', HTMLButtonElement).addEventListener('click', () => this.#askToDelete());
+    this.#deleteDialog.addEventListener('close', () => {
+      if (this.#deleteDialog.returnValue === 'delete') void this.#run(this.#deleteCall(), (name) => `Deleted volume ${name}.`);
+    });
+    for (const form of ['create-form', 'volume-form']) {
+      typedById(form, HTMLFormElement).addEventListener('input', () => this.#showEquivalents());
+    }
+    this.#showEquivalents();
+  }
+
+  /**
+   * Refreshes the volume and node choices, keeping what the user picked.
+   * @param {VolumeView[]} volumes @param {NodeView[]} nodes
+   */
+  updateChoices(volumes, nodes) {
+    replaceOptions(this.#targetVolume, volumes.map((volume) => ({
+      value: volume.name,
+      label: `${volume.name} (${volume.attachedTo === null ? 'detached' : `on ${volume.attachedTo}`})`,
+    })));
+    replaceOptions(this.#attachNode, nodes.map((node) => ({ value: node.id, label: node.state === 'up' ? node.id : `${node.id} (down)` })));
+    const noVolume = volumes.length === 0;
+    for (const id of ['grow-button', 'attach-button', 'detach-button', 'delete-button']) typedById(id, HTMLButtonElement).disabled = noVolume;
+    this.#showEquivalents();
+  }
+
+  /** @returns {{ name: string, call: Equivalent }} */
+  #createCall() {
+    const name = typedById('create-name', HTMLInputElement).value.trim();
+    const replicasText = typedById('create-replicas', HTMLSelectElement).value;
+    const size = sizeFrom('create-size-value', 'create-size-unit');
+    return { name, call: createEquivalent({ name: name || 'NAME', size, ...(replicasText === '' ? {} : { replicas: Number(replicasText) }) }) };
+  }
+
+  #growCall() {
+    const name = this.#targetName();
+    return { name, call: resizeEquivalent(name, sizeFrom('grow-size-value', 'grow-size-unit')) };
+  }
+
+  #attachCall() {
+    const name = this.#targetName();
+    return { name, call: attachEquivalent(name, this.#attachNode.value || 'NODE') };
+  }
+
+  #detachCall() {
+    const name = this.#targetName();
+    return { name, call: detachEquivalent(name) };
+  }
+
+  #deleteCall() {
+    const name = this.#targetName();
+    return { name, call: deleteEquivalent(name) };
+  }
+
+  #targetName() {
+    return this.#targetVolume.value || 'NAME';
+  }
+
+  #askToDelete() {
+    typedById('confirm-delete-name', HTMLElement).textContent = this.#targetName();
+    this.#deleteDialog.returnValue = '';
+    this.#deleteDialog.showModal();
+  }
+
+  #showEquivalents() {
+    showEquivalent('create', this.#createCall().call);
+    showEquivalent('grow', this.#growCall().call);
+    showEquivalent('attach', this.#attachCall().call);
+    showEquivalent('detach', this.#detachCall().call);
+    showEquivalent('delete', this.#deleteCall().call);
+  }
+
+  /**
+   * Sends the call, reports the outcome, refreshes the views.
+   * @param {{ name: string, call: Equivalent }} action
+   * @param {(name: string) => string} success
+   */
+  async #run(action, success) {
+    this.#setStatus('Working…', 'pending');
+    try {
+      await this.#api.send(action.call.rest);
+      this.#setStatus(success(action.name), 'ok');
+    } catch (err) {
+      // API refusals show the daemon's own message (e.g. VOLUME_EXISTS: volume "db" already exists).
+      const message = err instanceof ApiError ? `${err.code}: ${err.message}` : `unexpected failure: ${String(err)}`;
+      this.#setStatus(message, 'error');
+    }
+    await this.#afterChange();
+  }
+
+  /** @param {string} text @param {'ok' | 'error' | 'pending'} kind */
+  #setStatus(text, kind) {
+    this.#status.textContent = text;
+    this.#status.className = `status status-${kind}`;
+  }
+}
+
+/** e.g. "1GiB": the API and the CLI both take sizes with binary units. @param {string} valueId @param {string} unitId */
+function sizeFrom(valueId, unitId) {
+  const value = typedById(valueId, HTMLInputElement).value.trim();
+  return value === '' ? 'SIZE' : `${value}${typedById(unitId, HTMLSelectElement).value}`;
+}
+
+/** @param {string} action @param {Equivalent} equivalent */
+function showEquivalent(action, equivalent) {
+  typedById(`${action}-cli`, HTMLElement).textContent = equivalent.cli;
+  typedById(`${action}-rest`, HTMLElement).textContent = describeRest(equivalent.rest);
+}
+
+/**
+ * Rewrites a select's options only when they changed, keeping the selection.
+ * @param {HTMLSelectElement} select @param {{ value: string, label: string }[]} choices
+ */
+function replaceOptions(select, choices) {
+  const current = Array.from(select.options, (option) => `${option.value}\u0000${option.label}`).join('\n');
+  if (current === choices.map((choice) => `${choice.value}\u0000${choice.label}`).join('\n')) return;
+  const selected = select.value;
+  select.replaceChildren(...choices.map((choice) => new Option(choice.label, choice.value)));
+  if (choices.some((choice) => choice.value === selected)) select.value = selected;
+}
