@@ -325,7 +325,9 @@ async function openReplicaDevice(
       volumeId: placement.volumeId,
       sizeBytes: placement.sizeBytes,
       generation: placement.generation,
-      connections: options.connectionsPerReplica ?? 2,
+      // One link per replica (perf round 5): a turn's requests leave in one writev and its replies come back
+      // in one read, where two links split them into two syscalls each way on both ends.
+      connections: options.connectionsPerReplica ?? 1,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     },

@@ -84,3 +84,67 @@ t.test('discard drops what was not sent and sends nothing more', async (t) => {
   turn.run();
   t.same(sink.writes, []);
 });
+
+/** Like a socket: keeps the chunks it was given (no copy) and says how many bytes it still holds. */
+class HoldingSink implements FrameSink {
+  readonly held: Buffer[] = [];
+  writableLength = 0;
+  /** Bytes the next writes leave buffered (0: handed to the kernel at once). */
+  buffering = false;
+
+  write(chunk: Buffer): boolean {
+    this.held.push(chunk);
+    if (this.buffering) this.writableLength += chunk.length;
+    return !this.buffering;
+  }
+
+  cork(): void {}
+
+  uncork(): void {}
+
+  text(): string {
+    return Buffer.concat(this.held).toString('latin1');
+  }
+}
+
+t.test('a slab starts over only once the socket holds nothing', async (t) => {
+  const sink = new HoldingSink();
+  const turn = manualSchedule();
+  const frames = new OutgoingFrames(sink, { slabBytes: 64, schedule: turn.schedule });
+  put(frames, 'one|');
+  turn.run();
+  const firstSlab = frames.slab;
+  put(frames, 'two|');
+  t.equal(frames.slab, firstSlab, 'same slab');
+  turn.run();
+  t.equal(sink.text(), 'two|two|', 'sent bytes were reused: the socket had them all (the sink kept views)');
+
+  // Backpressure: what the socket still buffers must never be overwritten.
+  sink.held.length = 0;
+  sink.buffering = true;
+  put(frames, 'AAAA');
+  turn.run();
+  put(frames, 'BBBB');
+  turn.run();
+  t.equal(sink.text(), 'AAAABBBB', 'bytes the socket still holds stay intact');
+  sink.buffering = false;
+  sink.writableLength = 0; // the socket drained
+  put(frames, 'CCCC');
+  turn.run();
+  t.equal(sink.text().slice(0, 8), 'AAAABBBB', 'nothing was overwritten before the socket drained');
+  put(frames, 'DDDD');
+  t.equal(sink.text().slice(8, 12), 'CCCC');
+  t.equal(frames.slab, firstSlab, 'still the one slab');
+});
+
+t.test('a sink without writableLength never has its slab reused', async (t) => {
+  const held: Buffer[] = [];
+  const sink: FrameSink = { write: (chunk) => held.push(chunk) > 0, cork: () => undefined, uncork: () => undefined };
+  const turn = manualSchedule();
+  const frames = new OutgoingFrames(sink, { slabBytes: 64, schedule: turn.schedule });
+  put(frames, 'keep');
+  turn.run();
+  put(frames, 'next');
+  turn.run();
+  t.equal(Buffer.concat(held).toString('latin1'), 'keepnext');
+});
