@@ -9,6 +9,7 @@ import { failpoints } from '../common/failpoints/failpoints.js';
 import { PlinthError } from '../common/plinth-error.js';
 import type { ControlPlane } from '../daemon/control-plane.js';
 import type { SupportService } from '../daemon/support/support-service.js';
+import type { ClusterTlsService } from '../daemon/tls/cluster-tls-service.js';
 import { BearerAuth } from './bearer-auth.js';
 import { registerDashboardRoutes } from './dashboard/dashboard-routes.js';
 import { installErrorHandling, toPlinthError } from './error-handling.js';
@@ -19,7 +20,10 @@ import { registerClusterRoutes } from './routes/cluster-routes.js';
 import { registerDebugRoutes } from './routes/debug-routes.js';
 import { registerProbeRoutes } from './routes/probe-routes.js';
 import { registerSupportRoutes } from './routes/support-routes.js';
+import { registerTlsRoutes } from './routes/tls-routes.js';
 import { registerVolumeRoutes } from './routes/volume-routes.js';
+import { registerSnapshotRoutes } from './routes/snapshot-routes.js';
+import { registerSendReceiveRoutes, type SendReceiveServices } from './routes/send-receive-routes.js';
 import { sharedSchemas } from './schemas/view-schemas.js';
 
 export interface ApiAppOptions {
@@ -30,8 +34,12 @@ export interface ApiAppOptions {
   readonly logger: Logger;
   /** Largest accepted request body; control requests are tiny. */
   readonly bodyLimitBytes?: number;
-  /** Longest a client may take to send one whole request (slow-loris guard). */
-  readonly requestTimeoutMs?: number;
+  /**
+   * Longest a connection may stay silent (slow-loris guard). There is no
+   * whole-request deadline: a streamed `volume receive` upload may take hours;
+   * control bodies are capped by bodyLimitBytes and headers by Node's headersTimeout.
+   */
+  readonly idleTimeoutMs?: number;
   /** Test-only routes (api/routes/debug-routes.ts): true only when the daemon runs with PLINTH_TEST_API=1. */
   readonly testApi?: boolean;
   /** Serve HTTPS with the node certificate (TLS cluster, docs/security.md); absent: plain HTTP. */
@@ -43,10 +51,14 @@ export interface ApiAppModules {
   readonly metrics: Registry;
   /** `plinth support bundle` (api/routes/support-routes.ts); absent: those routes are not served. */
   readonly support?: SupportService;
+  /** Join token and NBD client certificates (api/routes/tls-routes.ts); absent: those routes are not served. */
+  readonly tls?: ClusterTlsService;
+  /** Issue 8 send/receive and retention schedules (api/routes/send-receive-routes.ts); absent: not served. */
+  readonly sendReceive?: SendReceiveServices;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 /**
  * Builds the REST API without listening: the daemon calls `listen`, tests
@@ -54,14 +66,16 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
  */
 export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules): Promise<FastifyInstance> {
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const auth = new BearerAuth(options.token);
   // pino's Logger is a FastifyBaseLogger; widening keeps the public type plain FastifyInstance.
   const logger: FastifyBaseLogger = options.logger;
   const app: FastifyInstance = Fastify({
     loggerInstance: logger,
     bodyLimit: bodyLimitBytes,
-    requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    ...httpsServerFactory(options.https),
+    requestTimeout: 0,
+    connectionTimeout: idleTimeoutMs,
+    ...httpsServerFactory(options.https, idleTimeoutMs),
     genReqId: requestIdFor,
     logController: requestIdLogController(),
     ajv: {
@@ -90,7 +104,10 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
     v1.addHook('onRequest', async (request) => auth.check(request));
     registerClusterRoutes(v1, modules.control);
     registerVolumeRoutes(v1, modules.control);
+    registerSnapshotRoutes(v1, modules.control);
     if (modules.support !== undefined) registerSupportRoutes(v1, modules.support);
+    if (modules.tls !== undefined) registerTlsRoutes(v1, modules.tls);
+    if (modules.sendReceive !== undefined) await registerSendReceiveRoutes(v1, modules.sendReceive);
     if (options.testApi === true) registerDebugRoutes(v1, failpoints);
   });
   await app.ready();
@@ -101,9 +118,16 @@ export async function buildApiApp(options: ApiAppOptions, modules: ApiAppModules
  * HTTPS through a server factory keeps the app's type the plain
  * FastifyInstance (an https.Server is an http.Server to fastify's routing).
  */
-function httpsServerFactory(https: ApiAppOptions['https']): { serverFactory?: FastifyServerFactory } {
+function httpsServerFactory(https: ApiAppOptions['https'], idleTimeoutMs: number): { serverFactory?: FastifyServerFactory } {
   if (https === undefined) return {};
-  return { serverFactory: (handler) => createHttpsServer({ key: https.key, cert: https.cert, minVersion: 'TLSv1.2' }, handler) };
+  return {
+    serverFactory: (handler) => {
+      // fastify applies its timeouts only to servers it creates itself.
+      const server = createHttpsServer({ key: https.key, cert: https.cert, minVersion: 'TLSv1.2', requestTimeout: 0 }, handler);
+      server.setTimeout(idleTimeoutMs);
+      return server;
+    },
+  };
 }
 
 function answerFrameworkError(

@@ -27,6 +27,21 @@ const HTTP_STATUS_BY_CODE: Readonly<Partial<Record<PlinthErrorCode, number>>> = 
   // Issue 7: the volume is unavailable until a replica holding its latest data returns.
   NO_CURRENT_REPLICA: 503,
   TIMEOUT: 504,
+  // Issue 8 (daemon/snapshots): unknown snapshot, a duplicate name, a racing new owner's generation.
+  SNAPSHOT_NOT_FOUND: 404,
+  SNAPSHOT_EXISTS: 409,
+  SNAPSHOT_OPEN: 409,
+  SNAPSHOT_LIMIT: 507,
+  FENCED: 409,
+  // Issue 8 send/receive (daemon/snapshots/send-stream-*): a refused stream is the client's; a receive that does not fit its target conflicts.
+  STREAM_BAD_MAGIC: 400,
+  STREAM_BAD_VERSION: 400,
+  STREAM_MALFORMED: 400,
+  STREAM_CHECKSUM_MISMATCH: 400,
+  STREAM_TRUNCATED: 400,
+  STREAM_OUT_OF_ORDER: 400,
+  STREAM_OUT_OF_RANGE: 400,
+  RECEIVE_CONFLICT: 409,
 };
 
 export const INTERNAL_SERVER_ERROR = 500;

@@ -3,7 +3,8 @@
  * log); the cluster issue puts the same commands on Raft behind this same
  * interface. Every method throws PlinthError with a stable code.
  */
-export type VolumeState = 'healthy' | 'degraded' | 'faulted';
+/** `receiving`: a `volume receive` is still writing it; it serves no client until the stream verified. */
+export type VolumeState = 'healthy' | 'degraded' | 'faulted' | 'receiving';
 
 export interface VolumeView {
   readonly id: string;
@@ -24,6 +25,44 @@ export interface VolumeView {
   readonly graceMs: number;
   /** Per-volume iSCSI CHAP, or null when the cluster-wide settings apply. Never carries a secret. */
   readonly chap: VolumeChapView | null;
+  /** Issue 8: names of the volume's snapshots, oldest first (details: listSnapshots). Absent from test doubles. */
+  readonly snapshots?: readonly string[];
+  /** Issue 8: set on a clone, the snapshot it was made from. */
+  readonly clonedFrom?: { readonly volumeId: string; readonly snapshotId: string };
+}
+
+/** `GET /v1/volumes/{name}/snapshots` (issue 8; docs/snapshots.md). */
+export interface SnapshotView {
+  readonly id: string;
+  readonly name: string;
+  readonly volume: string;
+  readonly createdAt: string;
+  /** The volume's size when it was taken (the `volume@snapshot` export's size). */
+  readonly sizeBytes: number;
+  /** The volume generation it was taken at. */
+  readonly generation: number;
+  /** Nodes whose pool holds it. */
+  readonly holders: readonly string[];
+  readonly groupId?: string;
+  /**
+   * Pool space as the answering node measures it, when it is a holder:
+   * exclusive = what deleting it would free there; shared = extents it
+   * shares with the volume, other snapshots or clones. null elsewhere.
+   */
+  readonly space: SnapshotSpaceView | null;
+}
+
+/** `POST /v1/snapshot-groups`: one consistent point across volumes, one snapshot per volume. */
+export interface SnapshotGroupView {
+  readonly groupId: string;
+  readonly name: string;
+  readonly snapshots: readonly SnapshotView[];
+}
+
+export interface SnapshotSpaceView {
+  readonly measuredOn: string;
+  readonly exclusiveBytes: number;
+  readonly sharedBytes: number;
 }
 
 export interface VolumeChapView {
@@ -155,4 +194,17 @@ export interface ControlPlane {
   drainNode?(nodeId: string): Promise<NodeView>;
   /** `plinth node undrain ID`: cancel a drain (what already moved stays moved). */
   undrainNode?(nodeId: string): Promise<NodeView>;
+  // --- issue 8: snapshots (docs/snapshots.md). Optional so test doubles without them still fit. ---
+  /** Oldest first. Throws VOLUME_NOT_FOUND. */
+  listSnapshots?(volume: string): Promise<SnapshotView[]>;
+  /** Crash-consistent, on every in-sync replica. Throws VOLUME_NOT_FOUND, INVALID_NAME, SNAPSHOT_EXISTS, FENCED (retry), TIMEOUT. */
+  createSnapshot?(volume: string, snapshot: string): Promise<SnapshotView>;
+  /** Throws VOLUME_NOT_FOUND, SNAPSHOT_NOT_FOUND. */
+  deleteSnapshot?(volume: string, snapshot: string): Promise<void>;
+  /** A new detached volume sharing the snapshot's extents. Throws SNAPSHOT_NOT_FOUND, VOLUME_EXISTS, INVALID_NAME. */
+  cloneVolume?(volume: string, snapshot: string, cloneName: string): Promise<VolumeView>;
+  /** Detached volumes only (VOLUME_ATTACHED names the owner). Throws SNAPSHOT_NOT_FOUND (also: an in-sync replica lacks it). */
+  revertVolume?(volume: string, snapshot: string): Promise<VolumeView>;
+  /** Group snapshot: every owner paused before any replica takes it. Throws like createSnapshot, per volume. */
+  createSnapshotGroup?(name: string, volumes: readonly string[]): Promise<SnapshotGroupView>;
 }

@@ -43,6 +43,8 @@ import { createIscsiChapSecrets } from './control/iscsi-chap-secrets.js';
 import { NodeTls } from './tls/node-tls.js';
 import type { LogRing } from './logging/log-ring.js';
 import { createSupportService, type SupportService } from './support/support-service.js';
+import { createSnapshotServices, type SnapshotServices } from './snapshots/snapshot-services.js';
+import { createSendReceiveServices } from './snapshots/send-receive-services.js';
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -168,11 +170,18 @@ async function startInto(stack: ShutdownStack, options: DaemonOptions, modules: 
   startClusterDuties(stack, { nodeId, tuning }, { cluster, pool, logger });
   const support = createSupportService({ nodeId, version, config }, { cluster, pool, logRing: modules.logRing ?? null, apiToken: token, logger });
   const dataPlane = await startNodeDataPlane(stack, { nodeId, uncleanRestart: runMarker.previousRunEndedUncleanly }, { cluster, pool, db, peerListener, tls, logger });
+  // Issue 8: snapshots, clones, revert and `volume@snapshot` exports (daemon/snapshots/).
+  const snapshots = createSnapshotServices(
+    { nodeId, secret: cluster.secret },
+    { commands, pool, ops: dataPlane.replicaServer.service.snapshots, sessions: dataPlane.sessions, connectPeer: tls.sockets.connect, callMember: (id, request, call) => commands.callMember(id, request, call), logger },
+  );
+  commands.serveMemberOps((request) => snapshots.serveMemberOp(request));
+  stack.push('snapshot write pauses', async () => snapshots.close());
 
   const { apiAddress, nbdAddress, iscsiAddress } = await startFrontEnds(
     stack,
     { config, nodeId, version, token, testApi: options.testApi === true, tls },
-    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), forgetReplica: (volumeId) => dataPlane.replicaServer.service.forget(volumeId), raft: raftMetricsSource(cluster), support, logger },
+    { commands, onApplied: (listener) => cluster.stateMachine.onApplied(listener), pool, sessions: dataPlane.sessions, rebuildProgress: (volume) => rebuildProgressByNode(dataPlane.reconciler.views(volume)), fencedLocally: (volumeId, generation) => dataPlane.replicaServer.service.isFenced(volumeId, generation), forgetReplica: (volumeId) => dataPlane.replicaServer.service.forget(volumeId), raft: raftMetricsSource(cluster), support, snapshots, deleteSnapshot: (volumeId, snapshotId) => dataPlane.replicaServer.service.snapshots.deleteSnapshot(volumeId, snapshotId), logger },
   );
   logger.info(
     { dataDir, api: formatHostPort(apiAddress), nbd: formatHostPort(nbdAddress), iscsi: formatHostPort(iscsiAddress), peer: formatHostPort(peerAddress), mode: cluster.mode, tls: tls.enabled, version },
@@ -211,11 +220,14 @@ async function startFrontEnds(
     /** What /metrics reads of this node's Raft (raft-metrics.ts). */
     readonly raft: RaftMetricsSource;
     readonly support: SupportService;
+    readonly snapshots: SnapshotServices;
+    /** Free one snapshot copy here (the replica server closes its read handle first). */
+    readonly deleteSnapshot: (volumeId: string, snapshotId: string) => Promise<void>;
     readonly logger: Logger;
   },
 ): Promise<{ apiAddress: HostPort; nbdAddress: HostPort; iscsiAddress: HostPort }> {
   const { config, nodeId, version, token, testApi } = options;
-  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, forgetReplica, raft, logger } = modules;
+  const { commands, onApplied, pool, sessions, rebuildProgress, fencedLocally, forgetReplica, raft, snapshots, deleteSnapshot, logger } = modules;
   let nbd: NbdServer | null = null;
   let iscsi: IscsiServer | null = null;
   const disconnectClients = (name: string): void => {
@@ -223,10 +235,11 @@ async function startFrontEnds(
     iscsi?.disconnectExport(name);
   };
   const volumeIo = new VolumeIoRecorder();
-  const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients, volumeIo });
+  const openSnapshot = snapshots.readers.open.bind(snapshots.readers);
+  const exports = new VolumeExports({ nodeId }, { commands, pool, logger, sessions, fencedLocally, disconnectClients, volumeIo, openSnapshot });
   stack.push('volume stores', () => exports.closeAll());
   // Detach and delete may be committed on any node: react here to what was applied.
-  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, forgetReplica, pool, releaseUnowned: () => exports.releaseUnowned(), logger });
+  const watcher = new AppliedStateWatcher({ nodeId }, { state: () => commands.state, subscribe: onApplied, forgetReplica, pool, releaseUnowned: () => exports.releaseUnowned(), deleteSnapshot, logger });
   watcher.start();
   stack.push('applied-state watcher', () => watcher.close());
   // node drain: only this node knows whether a volume attached here has clients (drain-attachments.ts).
@@ -244,7 +257,11 @@ async function startFrontEnds(
   readiness.expect('nbd', `not listening on ${formatHostPort(config.nbd)} yet`);
   readiness.expect('iscsi', `not listening on ${formatHostPort(config.iscsi)} yet`);
   readiness.expect('api', `not listening on ${formatHostPort(config.api)} yet`);
-  const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress });
+  const control = new LocalControlPlane({ nodeId, version }, { commands, pool, exports, readiness, logger, rebuildProgress, snapshots: snapshots.coordinator, forgetReplica });
+  // Issue 8: send/receive streams and the leader's snapshot retention (daemon/snapshots/send-receive-services.ts).
+  const sendReceive = createSendReceiveServices({ nodeId }, { commands, pool, exports, control, openSnapshot, logger });
+  sendReceive.retention.start();
+  stack.push('snapshot retention', () => sendReceive.retention.close());
   const metrics = createDaemonMetrics({ pool, clusterState: () => commands.state, connectionCount: () => exports.totalConnections(), rebuildProgress, volumeIo, raft });
 
   const nbdServer = await startNbdServer({ host: config.nbd.host, port: config.nbd.port, ...nbdTlsOf(config, options.tls) }, { exports, logger });
@@ -268,7 +285,7 @@ async function startFrontEnds(
   readiness.markReady('iscsi');
 
   const https = options.tls.serverCredentials;
-  const api = await buildApiApp({ token, version, logger, testApi, ...(https === null ? {} : { https: { key: https.key, cert: https.cert } }) }, { control, metrics, support: modules.support });
+  const api = await buildApiApp({ token, version, logger, testApi, ...(https === null ? {} : { https: { key: https.key, cert: https.cert } }) }, { control, metrics, support: modules.support, tls: options.tls, sendReceive });
   stack.push('api', () => api.close());
   const apiAddress = await listenApi(api, config.api);
   readiness.markReady('api');
@@ -333,10 +350,15 @@ function startClusterDuties(
   void capacity.report();
 }
 
-/** NBD over TLS (NBD_OPT_STARTTLS) whenever the cluster is TLS; `nbd-tls: optional` lets clients stay plain. */
-function nbdTlsOf(config: Config, tls: NodeTls): { tls?: { secureContext: SecureContext; required: boolean } } {
+/**
+ * NBD over TLS (NBD_OPT_STARTTLS) whenever the cluster is TLS; `nbd-tls: optional` lets clients stay plain;
+ * `nbd-tls-client-certs: required` (default) admits only clients with a certificate of the cluster CA,
+ * which the secure context carries (docs/security.md "NBD").
+ */
+function nbdTlsOf(config: Config, tls: NodeTls): { tls?: { secureContext: SecureContext; required: boolean; verifyClients: boolean } } {
   const secureContext = tls.secureContext();
-  return secureContext === null ? {} : { tls: { secureContext, required: config.tls.nbd === 'required' } };
+  if (secureContext === null) return {};
+  return { tls: { secureContext, required: config.tls.nbd === 'required', verifyClients: config.tls.nbdClientCerts === 'required' } };
 }
 
 function addressesOf(config: Config): { api: string; peer: string; nbd: string; iscsi: string } {

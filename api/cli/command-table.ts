@@ -1,12 +1,20 @@
 import { clusterCommands } from './commands/cluster.js';
+import { clusterJoinTokenCommand } from './commands/cluster-join-token.js';
 import type { CommandSpec } from './commands/command-spec.js';
 import { nodeCommands } from './commands/node.js';
 import { nodeDrainCommands } from './commands/node-drain.js';
 import { supportCommands } from './commands/support-bundle.js';
+import { tlsCommands } from './commands/tls-client-cert.js';
 import { volumeCommands } from './commands/volume.js';
+import { snapshotCommands } from './commands/snapshot-commands.js';
+import { snapshotScheduleCommand } from './commands/snapshot-schedule.js';
+import { volumeReceiveCommands } from './commands/volume-receive.js';
+import { volumeSendCommand } from './commands/volume-send.js';
 
 /** Every command, in the order the usage text lists them. */
-export const ALL_COMMANDS: readonly CommandSpec[] = [...clusterCommands, ...nodeCommands, ...nodeDrainCommands, ...volumeCommands, ...supportCommands];
+export const ALL_COMMANDS: readonly CommandSpec[] = [
+  ...clusterCommands, clusterJoinTokenCommand, ...nodeCommands, ...nodeDrainCommands, ...volumeCommands, ...snapshotCommands, volumeSendCommand, ...volumeReceiveCommands, snapshotScheduleCommand, ...supportCommands, ...tlsCommands,
+];
 
 export function findCommand(noun: string, verb: string): CommandSpec | undefined {
   return ALL_COMMANDS.find((spec) => spec.noun === noun && spec.verbs.includes(verb));
@@ -29,6 +37,7 @@ export function usageText(): string {
     'Options:',
     '  --api URL        plinthd API address (env PLINTH_API; default http://127.0.0.1:9700)',
     '  --token T        API token (env PLINTH_TOKEN)',
+    '  --ca FILE        CA certificate of a TLS cluster (env PLINTH_CA; default DIR/tls/ca.crt with --data-dir)',
     '  --data-dir DIR   read the token from DIR/api-token (env PLINTH_DATA_DIR; default ./data)',
     '  --json           print raw JSON, for scripts',
     '  --version        print the version',

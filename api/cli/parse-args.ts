@@ -20,7 +20,9 @@ export interface GlobalOptions {
 export type CommandOptionName =
   | 'size' | 'replicas' | 'grace' | 'node' | 'force' | 'wait'
   | 'user' | 'secret-file' | 'target-user' | 'target-secret-file' | 'clear'
-  | 'output' | 'since';
+  | 'output' | 'since'
+  | 'out' | 'days'
+  | 'base' | 'from-chunk' | 'input' | 'resume' | 'abort' | 'every' | 'keep' | 'off';
 
 export interface CommandOptions {
   readonly size?: string;
@@ -41,6 +43,20 @@ export interface CommandOptions {
   /** `support bundle --output FILE --since 2h`. */
   readonly output?: string;
   readonly since?: string;
+  /** `tls client-cert NAME --out DIR --days N`: where the certificate folder goes, and its validity. */
+  readonly out?: string;
+  readonly days?: string;
+  /** Issue 8: `volume send VOL@SNAP --base SNAP0 --from-chunk N`, `volume receive NAME --input FILE --resume|--abort`. */
+  readonly base?: string;
+  readonly fromChunk?: string;
+  readonly input?: string;
+  /** Present (true) only when given, so older callers' option objects stay as they were. */
+  readonly resume?: boolean;
+  readonly abort?: boolean;
+  /** Issue 8: `snapshot schedule VOL --every 1h --keep 24 | --off`. */
+  readonly every?: string;
+  readonly keep?: string;
+  readonly off?: boolean;
 }
 
 export interface ParsedCommandLine {
@@ -76,6 +92,16 @@ const OPTION_SPEC = {
   clear: { type: 'boolean', default: false },
   output: { type: 'string', short: 'o' },
   since: { type: 'string' },
+  out: { type: 'string' },
+  days: { type: 'string' },
+  base: { type: 'string' },
+  'from-chunk': { type: 'string' },
+  input: { type: 'string', short: 'i' },
+  resume: { type: 'boolean', default: false },
+  abort: { type: 'boolean', default: false },
+  every: { type: 'string' },
+  keep: { type: 'string' },
+  off: { type: 'boolean', default: false },
 } as const;
 
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
@@ -98,6 +124,16 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (values.clear) givenOptions.push('clear');
   if (values.output !== undefined) givenOptions.push('output');
   if (values.since !== undefined) givenOptions.push('since');
+  if (values.out !== undefined) givenOptions.push('out');
+  if (values.days !== undefined) givenOptions.push('days');
+  if (values.base !== undefined) givenOptions.push('base');
+  if (values['from-chunk'] !== undefined) givenOptions.push('from-chunk');
+  if (values.input !== undefined) givenOptions.push('input');
+  if (values.resume) givenOptions.push('resume');
+  if (values.abort) givenOptions.push('abort');
+  if (values.every !== undefined) givenOptions.push('every');
+  if (values.keep !== undefined) givenOptions.push('keep');
+  if (values.off) givenOptions.push('off');
   return {
     global: {
       ...(values.api === undefined ? {} : { api: values.api }),
@@ -122,6 +158,16 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       clear: values.clear,
       ...(values.output === undefined ? {} : { output: values.output }),
       ...(values.since === undefined ? {} : { since: values.since }),
+      ...(values.out === undefined ? {} : { out: values.out }),
+      ...(values.days === undefined ? {} : { days: values.days }),
+      ...(values.base === undefined ? {} : { base: values.base }),
+      ...(values['from-chunk'] === undefined ? {} : { fromChunk: values['from-chunk'] }),
+      ...(values.input === undefined ? {} : { input: values.input }),
+      ...(values.resume ? { resume: true } : {}),
+      ...(values.abort ? { abort: true } : {}),
+      ...(values.every === undefined ? {} : { every: values.every }),
+      ...(values.keep === undefined ? {} : { keep: values.keep }),
+      ...(values.off ? { off: true } : {}),
     },
     givenOptions,
     positionals,

@@ -1,18 +1,28 @@
-import type { ClusterView, NodeView, Readiness, VolumeChapRequest, VolumeView } from '../../daemon/control-plane.js';
+import type { ClusterView, NodeView, Readiness, SnapshotGroupView, SnapshotView, VolumeChapRequest, VolumeView } from '../../daemon/control-plane.js';
 import { PlinthApiError, PlinthConnectionError } from './plinth-api-error.js';
 import {
   decodeApiError,
+  decodeClientCertificate,
   decodeCluster,
   decodeHealth,
+  decodeJoinToken,
   decodeNode,
   decodeNodeList,
   decodeReadiness,
+  decodeSnapshot,
+  decodeSnapshotGroup,
+  decodeSnapshotList,
   decodeVolume,
   decodeVolumeList,
+  type ClientCertificateFiles,
 } from './response-decoding.js';
 import { dispatcherTrusting, tlsAdvice, type FetchDispatcher } from './tls-dispatcher.js';
+import { decodeReceiveResult, decodeReceiveStatus, decodeSnapshotSchedule } from './send-receive-decoding.js';
+import type { ReceiveResultView, ReceiveStatusView } from '../../daemon/snapshots/receive-service.js';
+import type { SnapshotScheduleView } from '../../daemon/snapshots/retention-schedule-service.js';
 
 export { PlinthApiError, PlinthConnectionError } from './plinth-api-error.js';
+export type { ClientCertificateFiles } from './response-decoding.js';
 
 export interface PlinthClientOptions {
   /** e.g. http://127.0.0.1:9700 */
@@ -165,10 +175,109 @@ export class PlinthClient {
     return decodeVolume(response.json, response.status);
   }
 
+  // --- issue 8: snapshots (docs/snapshots.md) ---
+
+  async listSnapshots(volume: string): Promise<SnapshotView[]> {
+    const response = await this.request('GET', `${volumePath(volume)}/snapshots`);
+    return decodeSnapshotList(response.json, response.status);
+  }
+
+  async createSnapshot(volume: string, snapshot: string): Promise<SnapshotView> {
+    const response = await this.request('POST', `${volumePath(volume)}/snapshots`, { name: snapshot });
+    return decodeSnapshot(response.json, response.status);
+  }
+
+  async createSnapshotGroup(name: string, volumes: readonly string[]): Promise<SnapshotGroupView> {
+    const response = await this.request('POST', '/v1/snapshot-groups', { name, volumes: [...volumes] });
+    return decodeSnapshotGroup(response.json, response.status);
+  }
+
+  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    await this.request('DELETE', snapshotPath(volume, snapshot));
+  }
+
+  async cloneVolume(volume: string, snapshot: string, cloneName: string): Promise<VolumeView> {
+    const response = await this.request('POST', `${snapshotPath(volume, snapshot)}/clone`, { name: cloneName });
+    return decodeVolume(response.json, response.status);
+  }
+
+  async revertVolume(volume: string, snapshot: string): Promise<VolumeView> {
+    const response = await this.request('POST', `${snapshotPath(volume, snapshot)}/revert`);
+    return decodeVolume(response.json, response.status);
+  }
+
+  // --- issue 8: copies between clusters and retention (api/routes/send-receive-routes.ts) ---
+
+  /**
+   * `volume send`: the stream's bytes as they arrive (never buffered here);
+   * refusals before the first byte are PlinthApiError. No overall timeout:
+   * a send lasts as long as the copy.
+   */
+  async sendSnapshot(volume: string, snapshot: string, options: { readonly base?: string; readonly fromChunk?: number } = {}): Promise<{ body: ReadableStream<Uint8Array>; totalChunkCount: number }> {
+    const query = new URLSearchParams();
+    if (options.base !== undefined) query.set('base', options.base);
+    if (options.fromChunk !== undefined) query.set('fromChunk', String(options.fromChunk));
+    const suffix = query.size === 0 ? '' : `?${query.toString()}`;
+    const response = await this.fetchStream('GET', `${snapshotPath(volume, snapshot)}/send${suffix}`, undefined);
+    if (response.body === null) throw new PlinthApiError('BAD_RESPONSE', response.status, 'plinthd sent no stream');
+    return { body: response.body, totalChunkCount: Number(response.headers.get('x-plinth-send-chunks') ?? 0) };
+  }
+
+  /** `volume receive`: upload a send stream (streamed, with backpressure); resolves when the daemon verified and committed it. */
+  async receiveVolume(name: string, stream: ReadableStream<Uint8Array>, options: { readonly resume?: boolean; readonly replicas?: number } = {}): Promise<ReceiveResultView> {
+    const query = new URLSearchParams();
+    if (options.resume === true) query.set('resume', 'true');
+    if (options.replicas !== undefined) query.set('replicas', String(options.replicas));
+    const suffix = query.size === 0 ? '' : `?${query.toString()}`;
+    const response = await this.fetchStream('POST', `${volumePath(name)}/receive${suffix}`, stream);
+    const text = await response.text();
+    return decodeReceiveResult(parseJsonBody(response, text), response.status);
+  }
+
+  /** Where a receive stands: `nextChunk` is what a resumed `send --from-chunk` starts at. */
+  async receiveStatus(name: string): Promise<ReceiveStatusView> {
+    const response = await this.request('GET', `${volumePath(name)}/receive`);
+    return decodeReceiveStatus(response.json, response.status);
+  }
+
+  async abortReceive(name: string): Promise<void> {
+    await this.request('DELETE', `${volumePath(name)}/receive`);
+  }
+
+  async snapshotSchedule(name: string): Promise<SnapshotScheduleView> {
+    const response = await this.request('GET', `${volumePath(name)}/snapshot-schedule`);
+    return decodeSnapshotSchedule(response.json, response.status);
+  }
+
+  /** null turns the schedule off. */
+  async setSnapshotSchedule(name: string, schedule: { readonly everyMs: number; readonly keep: number } | null): Promise<SnapshotScheduleView> {
+    const response = schedule === null
+      ? await this.request('DELETE', `${volumePath(name)}/snapshot-schedule`)
+      : await this.request('PUT', `${volumePath(name)}/snapshot-schedule`, { everyMs: schedule.everyMs, keep: schedule.keep });
+    return decodeSnapshotSchedule(response.json, response.status);
+  }
+
   /** Back to the cluster-wide CHAP settings. */
   async clearVolumeChap(name: string): Promise<VolumeView> {
     const response = await this.request('DELETE', `${volumePath(name)}/chap`);
     return decodeVolume(response.json, response.status);
+  }
+
+  /**
+   * `plinth tls client-cert NAME`: a new NBD client key and certificate
+   * signed by the cluster CA (POST /v1/tls/client-certificates). `days`
+   * defaults to the daemon's (365).
+   */
+  async issueClientCertificate(input: { readonly name: string; readonly days?: number }): Promise<ClientCertificateFiles> {
+    const body = input.days === undefined ? { name: input.name } : { name: input.name, days: input.days };
+    const response = await this.request('POST', '/v1/tls/client-certificates', body);
+    return decodeClientCertificate(response.json, response.status);
+  }
+
+  /** `plinth cluster join-token` (GET /v1/cluster/join-token); a plain cluster answers NOT_FOUND. A secret. */
+  async joinToken(): Promise<string> {
+    const response = await this.request('GET', '/v1/cluster/join-token');
+    return decodeJoinToken(response.json, response.status);
   }
 
   async health(): Promise<{ status: string }> {
@@ -216,6 +325,29 @@ export class PlinthClient {
     return { status: response.status, json };
   }
 
+  /** A streamed request or response (send/receive): no body limit, no deadline; an error answer is thrown as PlinthApiError. */
+  private async fetchStream(method: string, path: string, body: ReadableStream<Uint8Array> | undefined): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/octet-stream, application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/octet-stream';
+    if (this.requestId !== undefined) headers['x-request-id'] = this.requestId;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(this.dispatcher === undefined ? {} : { dispatcher: this.dispatcher }),
+        ...(body === undefined ? {} : { body, duplex: 'half' as const }),
+      });
+    } catch (err: unknown) {
+      throw connectionError(err, this.baseUrl, 0);
+    }
+    if (!response.ok) {
+      const text = await response.text();
+      throw decodeApiError(parseJsonBody(response, text), response.status, text);
+    }
+    return response;
+  }
+
   private async fetchBytes(
     method: string,
     path: string,
@@ -260,6 +392,10 @@ function supportNodesHeader(value: string | null): SupportBundleDownload['nodes'
 
 function volumePath(name: string): string {
   return `/v1/volumes/${encodeURIComponent(name)}`;
+}
+
+function snapshotPath(volume: string, snapshot: string): string {
+  return `${volumePath(volume)}/snapshots/${encodeURIComponent(snapshot)}`;
 }
 
 /** Only JSON bodies are parsed; anything else (a proxy's error page) is reported with an excerpt. */

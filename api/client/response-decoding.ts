@@ -1,4 +1,4 @@
-import type { ClusterView, NodeView, Readiness, VolumeView } from '../../daemon/control-plane.js';
+import type { ClusterView, NodeView, Readiness, SnapshotGroupView, SnapshotView, VolumeView } from '../../daemon/control-plane.js';
 import { PlinthApiError } from './plinth-api-error.js';
 
 /**
@@ -83,4 +83,46 @@ export function decodeApiError(value: unknown, status: number, fallbackText: str
   }
   const excerpt = fallbackText.slice(0, 200).trim();
   return new PlinthApiError(`HTTP_${status}`, status, `plinthd answered HTTP ${status}${excerpt === '' ? '' : `: ${excerpt}`}`);
+}
+
+/** `POST /v1/tls/client-certificates`: three PEM strings (api/schemas/tls-schemas.ts). */
+export interface ClientCertificateFiles {
+  readonly caCert: string;
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
+export function decodeClientCertificate(value: unknown, status: number): ClientCertificateFiles {
+  if (!isJsonObject(value) || !hasFields(value, { caCert: 'string', clientCert: 'string', clientKey: 'string' })) {
+    throw malformed('client certificate', status);
+  }
+  const { caCert, clientCert, clientKey } = value as Record<'caCert' | 'clientCert' | 'clientKey', string>;
+  if (![caCert, clientCert, clientKey].every((pem) => pem.includes('-----BEGIN '))) throw malformed('client certificate (not PEM)', status);
+  return { caCert, clientCert, clientKey };
+}
+
+export function decodeJoinToken(value: unknown, status: number): string {
+  const token = field(value, 'token', 'join token', status);
+  if (typeof token !== 'string' || !/^[0-9a-f]{64}$/.test(token)) throw malformed('join token', status);
+  return token;
+}
+
+/** Issue 8: one snapshot (SnapshotView). */
+export function decodeSnapshot(value: unknown, status: number): SnapshotView {
+  if (!isJsonObject(value) || !hasFields(value, { id: 'string', name: 'string', volume: 'string', sizeBytes: 'number' }) || !Array.isArray(value['holders'])) {
+    throw malformed('snapshot', status);
+  }
+  // Shape vouched for by the server's SnapshotView response schema.
+  return value as unknown as SnapshotView;
+}
+
+export function decodeSnapshotGroup(value: unknown, status: number): SnapshotGroupView {
+  if (!isJsonObject(value) || !hasFields(value, { groupId: 'string', name: 'string' })) throw malformed('snapshot group', status);
+  return { groupId: value['groupId'] as string, name: value['name'] as string, snapshots: decodeSnapshotList(value, status) };
+}
+
+export function decodeSnapshotList(value: unknown, status: number): SnapshotView[] {
+  const list = field(value, 'snapshots', 'snapshot list', status);
+  if (!Array.isArray(list)) throw malformed('snapshot list', status);
+  return list.map((item: unknown) => decodeSnapshot(item, status));
 }

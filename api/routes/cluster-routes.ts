@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { PlinthError } from '../../common/plinth-error.js';
 import type { ControlPlane } from '../../daemon/control-plane.js';
+import type { ClusterTlsService } from '../../daemon/tls/cluster-tls-service.js';
+import { joinTokenResponseSchema } from '../schemas/tls-schemas.js';
 import { commonErrorResponses } from '../schemas/view-schemas.js';
 import { bearerSecurity } from './route-security.js';
 
@@ -70,4 +72,18 @@ export function registerClusterRoutes(app: FastifyInstance, control: ControlPlan
     if (control.undrainNode === undefined) throw new PlinthError('NOT_SUPPORTED', 'this control plane cannot drain nodes');
     return control.undrainNode(request.params.id);
   });
+}
+
+/**
+ * `plinth cluster join-token` (docs/security.md "Joining"): the token a new
+ * node passes as --join-token. A plain cluster answers NOT_FOUND: its joins
+ * need no token. The answer is a secret: never logged.
+ */
+export function registerJoinTokenRoute(app: FastifyInstance, tls: ClusterTlsService): void {
+  app.get('/v1/cluster/join-token', {
+    schema: {
+      tags: ['cluster'], summary: "The cluster's join token, for a new node's --join-token (TLS clusters only)", security: bearerSecurity,
+      response: { 200: joinTokenResponseSchema, ...commonErrorResponses, 404: { $ref: 'ErrorBody#' } },
+    },
+  }, async () => ({ token: tls.requireJoinToken() }));
 }

@@ -1,3 +1,5 @@
+import { snapshotViewSchema } from './snapshot-schemas.js';
+
 /**
  * JSON schemas of the views the REST API returns (daemon/control-plane.ts).
  * Registered once with `app.addSchema` and referenced as `{ $ref: 'VolumeView#' }`
@@ -5,6 +7,8 @@
  * definition. Keep them field-for-field in step with the TypeScript interfaces:
  * the serializer drops any property a schema does not list.
  */
+
+export { snapshotViewSchema };
 
 export const replicaViewSchema = {
   $id: 'ReplicaView',
@@ -41,7 +45,7 @@ export const volumeViewSchema = {
     createdAt: { type: 'string', format: 'date-time' },
     attachedTo: { type: 'string', nullable: true, description: 'node serving the volume; null when detached' },
     generation: { type: 'integer', minimum: 0 },
-    state: { type: 'string', enum: ['healthy', 'degraded', 'faulted'] },
+    state: { type: 'string', enum: ['healthy', 'degraded', 'faulted', 'receiving'] },
     allocatedBytes: { type: 'integer', minimum: 0, description: 'pool space used (thin provisioning)' },
     replicas: { type: 'array', items: { $ref: 'ReplicaView#' } },
     connections: { type: 'integer', minimum: 0, description: 'live NBD/iSCSI connections on the owner' },
@@ -55,6 +59,13 @@ export const volumeViewSchema = {
         user: { type: 'string' },
         mutual: { type: 'boolean', description: 'the target also authenticates itself to the initiator' },
       },
+    },
+    snapshots: { type: 'array', items: { type: 'string' }, description: 'names of the volume\'s snapshots, oldest first (absent: none)' },
+    clonedFrom: {
+      type: 'object',
+      description: 'set on a clone: the snapshot it was made from',
+      required: ['volumeId', 'snapshotId'],
+      properties: { volumeId: { type: 'string' }, snapshotId: { type: 'string' } },
     },
   },
 } as const;
@@ -165,6 +176,7 @@ export const errorBodySchema = {
 export const sharedSchemas = [
   replicaViewSchema,
   volumeViewSchema,
+  snapshotViewSchema,
   diskViewSchema,
   nodeViewSchema,
   clusterViewSchema,

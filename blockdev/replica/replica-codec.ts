@@ -14,6 +14,7 @@ import {
   REQUEST_MAGIC,
   ReplicaProtocolError,
 } from './replica-protocol.js';
+import { checkSnapshotPayload, SNAPSHOT_OPS } from './snapshot-payloads.js';
 
 /**
  * Pure encoders and decoders of replication frames (layout in
@@ -24,7 +25,7 @@ import {
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Ops whose request carries a payload; every other op must carry none. */
-const PAYLOAD_OPS: ReadonlySet<number> = new Set([Opcode.WRITE, Opcode.HELLO, Opcode.GET_DIRTY]);
+const PAYLOAD_OPS: ReadonlySet<number> = new Set([Opcode.WRITE, Opcode.HELLO, Opcode.GET_DIRTY, ...SNAPSHOT_OPS]);
 /** Ops that do not name a volume. */
 const VOLUMELESS_OPS: ReadonlySet<number> = new Set([Opcode.HELLO, Opcode.PING]);
 export const DIRTY_MARKER_BYTES = 8;
@@ -130,7 +131,7 @@ export function decodeRequest(body: Buffer): ReplicaRequest | ReplicaProtocolErr
   const volumeId = decodeVolumeId(body.subarray(REQUEST_HEADER_BYTES, payloadStart), opcode);
   if (volumeId instanceof ReplicaProtocolError) return volumeId;
   const payload = body.subarray(payloadStart);
-  const shapeError = checkPayloadShape(opcode, lengthBytes, payload.length);
+  const shapeError = checkPayloadShape(opcode, lengthBytes, payload);
   if (shapeError !== undefined) return shapeError;
   return { opcode, flags, requestId, generation, offset, lengthBytes, volumeId, payload };
 }
@@ -151,13 +152,15 @@ function decodeVolumeId(bytes: Buffer, opcode: Opcode): string | ReplicaProtocol
   return text;
 }
 
-function checkPayloadShape(opcode: Opcode, lengthBytes: number, payloadBytes: number): ReplicaProtocolError | undefined {
+function checkPayloadShape(opcode: Opcode, lengthBytes: number, payload: Buffer): ReplicaProtocolError | undefined {
+  const payloadBytes = payload.length;
   if (opcode === Opcode.WRITE && payloadBytes !== lengthBytes) {
     return new ReplicaProtocolError('BAD_LENGTH', `WRITE of ${lengthBytes} bytes carries ${payloadBytes} bytes of data`);
   }
   if (opcode === Opcode.GET_DIRTY && payloadBytes !== DIRTY_MARKER_BYTES) {
     return new ReplicaProtocolError('BAD_LENGTH', `GET_DIRTY needs an ${DIRTY_MARKER_BYTES}-byte marker, got ${payloadBytes}`);
   }
+  if (SNAPSHOT_OPS.has(opcode)) return checkSnapshotPayload(opcode, payload);
   if (!PAYLOAD_OPS.has(opcode) && payloadBytes !== 0) {
     return new ReplicaProtocolError('BAD_LENGTH', `opcode ${opcode} carries an unexpected ${payloadBytes}-byte payload`);
   }

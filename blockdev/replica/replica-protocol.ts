@@ -12,7 +12,7 @@ import { PlinthError } from '../../common/plinth-error.js';
  * | bytes | field                                                   |
  * | ----- | ------------------------------------------------------- |
  * | 4     | magic `PLRQ`                                            |
- * | 1     | protocol version (2)                                    |
+ * | 1     | protocol version (3)                                    |
  * | 1     | opcode                                                  |
  * | 2     | flags                                                   |
  * | 8     | request id (< 2^53)                                     |
@@ -21,7 +21,8 @@ import { PlinthError } from '../../common/plinth-error.js';
  * | 8     | length in bytes (OPEN: volume size)                     |
  * | 1     | volume id length N (0 for HELLO and PING)              |
  * | N     | volume id, UTF-8                                        |
- * | rest  | payload: WRITE data, HELLO handshake, GET_DIRTY marker  |
+ * | rest  | payload: WRITE data, HELLO handshake, GET_DIRTY marker, |
+ * |       | snapshot reference (snapshot-payloads.ts)               |
  *
  * Reply (server → client), completion order, matched by request id:
  *
@@ -35,8 +36,11 @@ import { PlinthError } from '../../common/plinth-error.js';
 
 export const REQUEST_MAGIC = 0x504c5251; // "PLRQ"
 export const REPLY_MAGIC = 0x504c5253; // "PLRS"
-/** 2: MARK_REPAIRED added (issue 7); a peer of another version is refused at its first frame. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: MARK_REPAIRED added (issue 7); 3: the snapshot ops (issue 8). A peer of
+ * another version is refused at its first frame.
+ */
+export const PROTOCOL_VERSION = 3;
 export const FRAME_LENGTH_BYTES = 4;
 export const REQUEST_HEADER_BYTES = 41;
 export const REPLY_HEADER_BYTES = 13;
@@ -69,6 +73,21 @@ export const Opcode = {
    * replica-service.ts). No payload.
    */
   MARK_REPAIRED: 12,
+  /*
+   * Issue 8 (docs/snapshots.md "Replica protocol"): generation-checked like
+   * every request; the payload names the snapshot (snapshot-payloads.ts).
+   * They run on the pool directly and never touch the WRITE/READ path.
+   */
+  /** pool.createSnapshot of the volume; the owner paused and drained writes first. Repeating it is a no-op. */
+  SNAPSHOT_CREATE: 13,
+  /** pool.deleteSnapshot (closing this server's read handle first); unknown: no-op. */
+  SNAPSHOT_DELETE: 14,
+  /** Read [offset, +length) of a snapshot: exports on a non-holder node, send streams. */
+  SNAPSHOT_READ: 15,
+  /** pool.revertVolume: detached volumes only (the replica closes its store first). */
+  REVERT: 16,
+  /** pool.cloneVolume from a snapshot into a new volume id; length = the clone's size. */
+  CLONE: 17,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 const OPCODES: ReadonlySet<number> = new Set(Object.values(Opcode));
@@ -104,6 +123,13 @@ export const Status = {
   BUSY: 9,
   SHUTTING_DOWN: 10,
   TOO_LARGE: 11,
+  // Issue 8: the pool's answers to the snapshot ops, kept apart so the caller sees the same code.
+  SNAPSHOT_NOT_FOUND: 12,
+  VOLUME_NOT_FOUND: 13,
+  VOLUME_ATTACHED: 14,
+  VOLUME_EXISTS: 15,
+  SNAPSHOT_OPEN: 16,
+  SNAPSHOT_LIMIT: 17,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 const STATUSES: ReadonlySet<number> = new Set(Object.values(Status));

@@ -16,6 +16,8 @@ import {
   type RegionList,
 } from './replica-payloads.js';
 import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag } from './replica-protocol.js';
+import { SnapshotOps } from './snapshot-ops.js';
+import { SNAPSHOT_OPS } from './snapshot-payloads.js';
 
 /**
  * The node-wide half of the replica server: the Pool's volume stores, the
@@ -71,10 +73,13 @@ export class ReplicaService {
   readonly #inFlight = new Map<string, Set<Promise<unknown>>>();
   /** Open volumes flagged "may lack writes it acknowledged" (uncleanKey, read at open). */
   readonly #unclean = new Set<string>();
+  /** Issue 8: the snapshot ops and the snapshot read handles (snapshot-ops.ts). */
+  readonly snapshots: SnapshotOps;
 
   constructor(options: ReplicaServiceOptions, modules: ReplicaServiceModules) {
     this.#options = options;
     this.#modules = modules;
+    this.snapshots = new SnapshotOps({ maxIoBytes: options.maxIoBytes }, modules);
     this.#fence = new GenerationFence({ db: modules.db, onRaise: (volumeId) => this.#drain(volumeId) });
   }
   /** True when a newer owner's generation has been admitted for the volume (sync, in memory). */
@@ -98,6 +103,7 @@ export class ReplicaService {
       throw new PlinthError('INVALID_ARGUMENT', 'HELLO after the handshake completed');
     }
     await this.#fence.admit(request.volumeId, request.generation);
+    if (SNAPSHOT_OPS.has(request.opcode)) return this.#snapshotOp(request);
     const set = this.#inFlightOf(request.volumeId);
     // The barrier (class comment): what was admitted before it, itself excluded.
     const earlier = request.opcode === Opcode.GET_ACTIVITY && set.size > 0 ? [...set] : undefined;
@@ -133,6 +139,23 @@ export class ReplicaService {
     } finally {
       activity.endWriteInRegion(region);
     }
+  }
+
+  /**
+   * Issue 8: outside the in-flight set (a REVERT waits for that set to
+   * drain). A SNAPSHOT_CREATE first lets every earlier request of the volume
+   * settle, like the GET_ACTIVITY barrier: the owner drained its writes, and
+   * none of them may land after the snapshot on this replica only.
+   */
+  async #snapshotOp(request: ReplicaRequest): Promise<Buffer> {
+    if (request.opcode === Opcode.SNAPSHOT_CREATE) {
+      await this.#settled(request.volumeId, [...this.#inFlightOf(request.volumeId)], 'snapshot asked: waiting for the earlier requests of the volume to settle');
+    }
+    return this.snapshots.execute(request, async (volumeId) => {
+      const open = this.#ready.get(volumeId);
+      await this.forget(volumeId);
+      await open?.store.close();
+    });
   }
 
   #inFlightOf(volumeId: string): Set<Promise<unknown>> {
@@ -342,6 +365,7 @@ export class ReplicaService {
     this.#volumes.delete(volumeId);
     this.#ready.delete(volumeId);
     this.#unclean.delete(volumeId);
+    await this.snapshots.closeVolume(volumeId);
   }
 
   /**

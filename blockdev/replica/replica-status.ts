@@ -21,6 +21,12 @@ const STATUS_BY_CODE: Partial<Record<PlinthErrorCode, Status>> = {
   SHUTTING_DOWN: Status.SHUTTING_DOWN,
   TOO_LARGE: Status.TOO_LARGE,
   READ_ONLY: Status.NOT_SUPPORTED,
+  SNAPSHOT_NOT_FOUND: Status.SNAPSHOT_NOT_FOUND,
+  VOLUME_NOT_FOUND: Status.VOLUME_NOT_FOUND,
+  VOLUME_ATTACHED: Status.VOLUME_ATTACHED,
+  VOLUME_EXISTS: Status.VOLUME_EXISTS,
+  SNAPSHOT_OPEN: Status.SNAPSHOT_OPEN,
+  SNAPSHOT_LIMIT: Status.SNAPSHOT_LIMIT,
 };
 
 const CODE_BY_STATUS: Record<Exclude<Status, typeof Status.OK>, PlinthErrorCode> = {
@@ -35,6 +41,12 @@ const CODE_BY_STATUS: Record<Exclude<Status, typeof Status.OK>, PlinthErrorCode>
   [Status.BUSY]: 'BUSY',
   [Status.SHUTTING_DOWN]: 'SHUTTING_DOWN',
   [Status.TOO_LARGE]: 'TOO_LARGE',
+  [Status.SNAPSHOT_NOT_FOUND]: 'SNAPSHOT_NOT_FOUND',
+  [Status.VOLUME_NOT_FOUND]: 'VOLUME_NOT_FOUND',
+  [Status.VOLUME_ATTACHED]: 'VOLUME_ATTACHED',
+  [Status.VOLUME_EXISTS]: 'VOLUME_EXISTS',
+  [Status.SNAPSHOT_OPEN]: 'SNAPSHOT_OPEN',
+  [Status.SNAPSHOT_LIMIT]: 'SNAPSHOT_LIMIT',
 };
 
 /** Anything not in the table (INTERNAL, METADATA_CORRUPT, plain Errors) is an I/O error for the controller. */

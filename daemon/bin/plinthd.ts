@@ -15,10 +15,15 @@ const USAGE = `Usage: plinthd [--config FILE] [--data-dir DIR] [--node-id ID] [-
                [--log-level LEVEL] [--extent-size SIZE]
                [--iscsi-chap-user U --iscsi-chap-secret-file F
                 [--iscsi-chap-target-user U --iscsi-chap-target-secret-file F]]
+               [--tls auto|on|off] [--join-token T] [--nbd-tls required|optional]
+               [--nbd-tls-client-certs required|off]
+               [--tls-cert-file F --tls-key-file F --tls-ca-file F]
 
 Every flag is also a key of the YAML config file (data-dir: /var/lib/plinth)
 and an environment variable (PLINTH_DATA_DIR); flags win over the
 environment, which wins over the file. See systemd/plinth.yaml.
+The join token is a secret: prefer PLINTH_JOIN_TOKEN or the YAML key to the
+flag, which shows in ps (docs/security.md).
 `;
 
 /**

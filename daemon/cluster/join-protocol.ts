@@ -107,7 +107,7 @@ async function admitAsLeader(request: JoinRequest, lines: JsonLineSocket, module
   const { raft, commands, logger } = modules;
   const conf = raft.status().confState;
   if (conf.voters.includes(request.nodeId)) {
-    throw new PlinthError('INVALID_ARGUMENT', `node ${request.nodeId} is already a member; remove it first (plinth node rm ${request.nodeId})`, {
+    throw new PlinthError('INVALID_ARGUMENT', `node ${request.nodeId} is already a member: give this node its own --node-id, or remove the old member first (plinth node rm ${request.nodeId})`, {
       nodeId: request.nodeId,
     });
   }

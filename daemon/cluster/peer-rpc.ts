@@ -23,7 +23,20 @@ export type RpcRequest =
   | { readonly op: 'read' }
   | { readonly op: 'remove-voter'; readonly nodeId: string }
   /** This node's part of a support bundle (daemon/support/), logs since `sinceMs`, at most `maxLogBytes` of them. */
-  | { readonly op: 'support-node'; readonly sinceMs: number; readonly maxLogBytes: number };
+  | { readonly op: 'support-node'; readonly sinceMs: number; readonly maxLogBytes: number }
+  /**
+   * Issue 8: take a snapshot of a volume attached to the called node, which
+   * alone can pause its writes (daemon/snapshots/snapshot-coordinator.ts).
+   * Answered with the committed SnapshotRecord.
+   */
+  | { readonly op: 'snapshot-create'; readonly volume: string; readonly snapshot: string; readonly groupId?: string }
+  /**
+   * Issue 8, group snapshots: the owner pauses the volume's writes (drained)
+   * and resumes by itself after `holdMs` at the latest; answers
+   * `{token}` (null: not served here), which `volume-resume` hands back.
+   */
+  | { readonly op: 'volume-pause'; readonly volume: string; readonly holdMs: number }
+  | { readonly op: 'volume-resume'; readonly volume: string; readonly token: string };
 
 export type RpcHandler = (request: RpcRequest) => Promise<unknown>;
 
@@ -99,5 +112,11 @@ function authenticate(frame: unknown, secret: Buffer | null): RpcRequest {
     return { op, sinceMs: request['sinceMs'], maxLogBytes: request['maxLogBytes'] };
   }
   if (op === 'remove-voter' && typeof request['nodeId'] === 'string') return { op, nodeId: request['nodeId'] };
+  if (op === 'volume-pause' && typeof request['volume'] === 'string' && typeof request['holdMs'] === 'number') return { op, volume: request['volume'], holdMs: request['holdMs'] };
+  if (op === 'volume-resume' && typeof request['volume'] === 'string' && typeof request['token'] === 'string') return { op, volume: request['volume'], token: request['token'] };
+  if (op === 'snapshot-create' && typeof request['volume'] === 'string' && typeof request['snapshot'] === 'string') {
+    const groupId = request['groupId'];
+    return typeof groupId === 'string' ? { op, volume: request['volume'], snapshot: request['snapshot'], groupId } : { op, volume: request['volume'], snapshot: request['snapshot'] };
+  }
   throw new PlinthError('PROTOCOL_ERROR', `peer rpc: unknown op ${JSON.stringify(op)}`, { reason: 'op' });
 }

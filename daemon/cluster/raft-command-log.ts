@@ -44,6 +44,7 @@ export class RaftCommandLog implements CommandProposer {
   #forwards = 0;
   readonly #proposalListeners = new Set<(durationMs: number) => void>();
   #supportNode: ((sinceMs: number, maxLogBytes: number) => Promise<unknown>) | null = null;
+  #memberOps: ((request: RpcRequest) => Promise<unknown>) | null = null;
 
   constructor(options: RaftCommandLogOptions, modules: RaftCommandLogModules) {
     this.#options = options;
@@ -102,6 +103,8 @@ export class RaftCommandLog implements CommandProposer {
   async handleForwarded(request: RpcRequest): Promise<unknown> {
     // Any node answers for itself (support bundle), leader or not.
     if (request.op === 'support-node') return this.#serveSupportNode(request.sinceMs, request.maxLogBytes);
+    // Issue 8: the owner of an attached volume takes its snapshots, leader or not.
+    if (request.op === 'snapshot-create' || request.op === 'volume-pause' || request.op === 'volume-resume') return this.#serveMemberOp(request);
     if (!this.isLeader) {
       throw new PlinthError('NOT_LEADER', `node ${this.#options.nodeId} is not the leader`, { leaderId: this.leaderId, retry: true });
     }
@@ -158,6 +161,16 @@ export class RaftCommandLog implements CommandProposer {
       ...(options.maxAnswerBytes === undefined ? {} : { maxAnswerBytes: options.maxAnswerBytes }),
       ...(this.#modules.dial === undefined ? {} : { dial: this.#modules.dial }),
     });
+  }
+
+  /** Issue 8: serve member calls addressed to this node itself (`snapshot-create`) with `handler`; refused until set. */
+  serveMemberOps(handler: (request: RpcRequest) => Promise<unknown>): void {
+    this.#memberOps = handler;
+  }
+
+  #serveMemberOp(request: RpcRequest): Promise<unknown> {
+    if (this.#memberOps === null) throw new PlinthError('NOT_SUPPORTED', `node ${this.#options.nodeId} does not serve ${request.op} (yet)`);
+    return this.#memberOps(request);
   }
 
   #serveSupportNode(sinceMs: number, maxLogBytes: number): Promise<unknown> {

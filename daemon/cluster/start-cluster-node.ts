@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import { PlinthError, toError } from '../../common/plinth-error.js';
+import { isPlinthError, PlinthError, type PlinthErrorCode, toError } from '../../common/plinth-error.js';
 import { RaftNode } from '../../consensus/node/raft-node.js';
 import { DEFAULT_NODE_OPTIONS } from '../../consensus/node/raft-node-options.js';
 import { raftMessageCodec } from '../../consensus/proto/raft-message-codec.js';
@@ -17,6 +17,9 @@ import { joinCluster, type JoinCredentials, type JoinerTls } from './join-protoc
 import { magicAt, RPC_MAGIC, type PeerListener } from './peer-listener.js';
 import { serveRpcConnection } from './peer-rpc.js';
 import { RaftCommandLog } from './raft-command-log.js';
+
+/** Codes a member answers a join with when it refuses it; anything else is a transport failure. */
+const MEMBER_REFUSALS: ReadonlySet<PlinthErrorCode> = new Set<PlinthErrorCode>(['INVALID_ARGUMENT', 'UNAUTHORIZED', 'CONFIG_INVALID']);
 
 export interface ClusterNodeOptions {
   readonly nodeId: string;
@@ -87,10 +90,15 @@ export async function startClusterNode(options: ClusterNodeOptions, given: Clust
     await joinCluster(options.join, { nodeId: options.nodeId, addresses: options.addresses, labels: options.labels }, onCredentials, joinerTls(modules.tls));
   } catch (err) {
     await (started as ClusterNode | null)?.stop();
+    const through = formatHostPort(options.join);
+    // The member answered and said no (a duplicate node id, a wrong token): its reason is the whole story.
+    if (isPlinthError(err) && MEMBER_REFUSALS.has(err.code)) {
+      throw new PlinthError(err.code, `the cluster at ${through} refused the join: ${err.message}`, { join: through });
+    }
     // A plain joiner at a TLS member sees only a closed connection; a token joiner at a plain one a TLS error.
     const hint = modules.tls.enabled ? ' (is the member part of a TLS cluster, and the join token its?)' : ' (if the cluster uses TLS, pass --join-token)';
-    throw new PlinthError('IO_ERROR', `cannot join the cluster through ${formatHostPort(options.join)}: ${toError(err).message}${hint}`, {
-      join: formatHostPort(options.join),
+    throw new PlinthError('IO_ERROR', `cannot join the cluster through ${through}: ${toError(err).message}${hint}`, {
+      join: through,
     }, { cause: err });
   }
   const node = started as ClusterNode | null;

@@ -40,6 +40,7 @@ export const SETTING_KEYS = [
   'tls-key-file',
   'tls-ca-file',
   'nbd-tls',
+  'nbd-tls-client-certs',
   'join-token',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];

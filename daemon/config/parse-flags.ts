@@ -30,6 +30,7 @@ const FLAG_OPTIONS = {
   'tls-key-file': { type: 'string' },
   'tls-ca-file': { type: 'string' },
   'nbd-tls': { type: 'string' },
+  'nbd-tls-client-certs': { type: 'string' },
   'join-token': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },

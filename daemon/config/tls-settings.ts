@@ -1,10 +1,14 @@
 import { resolve } from 'node:path';
-import { DEFAULT_TLS_SETTINGS, NBD_TLS_MODES, TLS_MODES, type NbdTlsMode, type TlsMode, type TlsSettings } from '../tls/tls-mode.js';
+import {
+  DEFAULT_TLS_SETTINGS, NBD_CLIENT_CERT_MODES, NBD_TLS_MODES, TLS_MODES,
+  type NbdClientCertMode, type NbdTlsMode, type TlsMode, type TlsSettings,
+} from '../tls/tls-mode.js';
 import { configError, firstValue, type RawSetting, type RawSettings } from './raw-settings.js';
 
 /**
  * The TLS settings (docs/security.md, docs/operations.md "Settings"):
- * `tls` auto|on|off, `nbd-tls` required|optional, and operator certificates
+ * `tls` auto|on|off, `nbd-tls` required|optional, `nbd-tls-client-certs`
+ * required|off, and operator certificates
  * `tls-cert-file` + `tls-key-file` + `tls-ca-file` (all three or none).
  * `join-token` is the cluster's 64-hex-digit join token; its message never
  * quotes it.
@@ -12,6 +16,7 @@ import { configError, firstValue, type RawSetting, type RawSettings } from './ra
 export function tlsSettingsOf(settings: RawSettings): TlsSettings {
   const mode = oneOf<TlsMode>(settings.tls, TLS_MODES) ?? DEFAULT_TLS_SETTINGS.mode;
   const nbd = oneOf<NbdTlsMode>(settings['nbd-tls'], NBD_TLS_MODES) ?? DEFAULT_TLS_SETTINGS.nbd;
+  const nbdClientCerts = oneOf<NbdClientCertMode>(settings['nbd-tls-client-certs'], NBD_CLIENT_CERT_MODES) ?? DEFAULT_TLS_SETTINGS.nbdClientCerts;
   const files = {
     certFile: pathOf(settings['tls-cert-file']),
     keyFile: pathOf(settings['tls-key-file']),
@@ -23,7 +28,7 @@ export function tlsSettingsOf(settings: RawSettings): TlsSettings {
     throw configError(missing[0] ?? 'tls-cert-file', null, 'operator certificates need all of tls-cert-file, tls-key-file and tls-ca-file');
   }
   if (given === 3 && mode === 'off') throw configError(settings.tls?.source ?? 'tls', 'off', 'tls=off contradicts tls-cert-file/tls-key-file/tls-ca-file');
-  return { mode, nbd, ...files };
+  return { mode, nbd, nbdClientCerts, ...files };
 }
 
 export function joinTokenOf(settings: RawSettings): string | null {

@@ -9,6 +9,9 @@ import type {
   NodeView,
   Readiness,
   RebuildProgressView,
+  SnapshotGroupView,
+  SnapshotSpaceView,
+  SnapshotView,
   VolumeChapRequest,
   VolumeView,
 } from '../control-plane.js';
@@ -20,8 +23,10 @@ import type { Command } from '../state/commands.js';
 import { expectVolumeResult, type CommandProposer } from './command-proposer.js';
 import type { ReadinessTracker } from './readiness-tracker.js';
 import { choosePlacement } from './volume-placement.js';
-import { nodeView, volumeView } from './views.js';
+import { nodeView, snapshotView, volumeView } from './views.js';
 import type { VolumeExports } from './volume-exports.js';
+import type { SnapshotCoordinator } from '../snapshots/snapshot-coordinator.js';
+import type { SnapshotRecord } from '../state/snapshot-commands.js';
 
 export interface LocalControlPlaneOptions {
   readonly nodeId: string;
@@ -39,6 +44,10 @@ export interface LocalControlPlaneModules {
   readonly newId?: () => string;
   /** The owner's rebuild progress per replica node (data plane reconciler); absent without a data plane. */
   readonly rebuildProgress?: (volume: string) => ReadonlyMap<string, RebuildProgressView>;
+  /** Issue 8: takes snapshots on the replicas and commits them (daemon/snapshots/); absent: snapshot calls are NOT_SUPPORTED. */
+  readonly snapshots?: SnapshotCoordinator;
+  /** The replica server lets go of a volume (and closes its snapshot read handles) before its space is freed. */
+  readonly forgetReplica?: (volumeId: string) => Promise<void>;
 }
 
 /**
@@ -182,7 +191,7 @@ export class LocalControlPlane implements ControlPlane {
       await this.#modules.commands.propose(command);
       // The AppliedStateWatcher frees every other replica holder's copy (and this one's too, idempotently).
       try {
-        await freeVolumeSpace(this.#modules.pool, { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes });
+        await freeVolumeSpace(this.#modules.pool, { volumeId: volume.id, name: volume.name, sizeBytes: volume.sizeBytes }, undefined, this.#modules.forgetReplica);
       } catch (err) {
         throw new PlinthError(
           'IO_ERROR',
@@ -246,6 +255,57 @@ export class LocalControlPlane implements ControlPlane {
     const volume = expectVolumeResult(await this.#modules.commands.propose({ type: 'volume.chap', name }));
     this.#modules.logger.info({ volume: name }, 'volume iSCSI CHAP cleared');
     return this.#view(volume);
+  }
+
+  // --- issue 8: snapshots (daemon/snapshots/snapshot-coordinator.ts does the work) ---
+
+  async listSnapshots(volumeName: string): Promise<SnapshotView[]> {
+    await this.#barrier();
+    const volume = this.#requireVolume(volumeName);
+    return (volume.snapshots ?? []).map((snapshot) => snapshotView(volume, snapshot, this.#snapshotSpace(volume, snapshot)));
+  }
+
+  async createSnapshot(volumeName: string, snapshotName: string): Promise<SnapshotView> {
+    const snapshot = await this.#snapshots().createSnapshot({ volume: volumeName, snapshot: snapshotName });
+    await this.#barrier();
+    const volume = this.#requireVolume(volumeName);
+    return snapshotView(volume, snapshot, this.#snapshotSpace(volume, snapshot));
+  }
+
+  async createSnapshotGroup(name: string, volumes: readonly string[]): Promise<SnapshotGroupView> {
+    const group = await this.#snapshots().createGroup(name, volumes);
+    await this.#barrier();
+    const snapshots = group.snapshots.map(({ volume: volumeName, snapshot }) => {
+      const volume = this.#requireVolume(volumeName);
+      return snapshotView(volume, snapshot, this.#snapshotSpace(volume, snapshot));
+    });
+    return { groupId: group.groupId, name, snapshots };
+  }
+
+  async deleteSnapshot(volumeName: string, snapshotName: string): Promise<void> {
+    await this.#snapshots().deleteSnapshot(volumeName, snapshotName);
+  }
+
+  async cloneVolume(volumeName: string, snapshotName: string, cloneName: string): Promise<VolumeView> {
+    return this.#view(await this.#snapshots().cloneVolume(volumeName, snapshotName, cloneName));
+  }
+
+  async revertVolume(volumeName: string, snapshotName: string): Promise<VolumeView> {
+    return this.#view(await this.#snapshots().revertVolume(volumeName, snapshotName));
+  }
+
+  /** The pool's accounting, when this node holds the snapshot; another node's numbers are its own to give. */
+  #snapshotSpace(volume: VolumeRecord, snapshot: SnapshotRecord): SnapshotSpaceView | null {
+    if (!snapshot.holders.includes(this.#options.nodeId)) return null;
+    const info = this.#modules.pool.listSnapshots(volume.id).find((candidate) => candidate.snapshotId === snapshot.id);
+    if (info === undefined) return null;
+    return { measuredOn: this.#options.nodeId, exclusiveBytes: info.exclusiveBytes, sharedBytes: info.sharedBytes };
+  }
+
+  #snapshots(): SnapshotCoordinator {
+    const snapshots = this.#modules.snapshots;
+    if (snapshots === undefined) throw new PlinthError('NOT_SUPPORTED', 'snapshots are not available on this node');
+    return snapshots;
   }
 
   #leaderId(): string | null {

@@ -1,5 +1,6 @@
 import type { PoolStats } from '../../blockdev/pool/pool-types.js';
-import type { DiskView, NodeDrainView, NodeView, RebuildProgressView, VolumeView } from '../control-plane.js';
+import type { DiskView, NodeDrainView, NodeView, RebuildProgressView, SnapshotSpaceView, SnapshotView, VolumeView } from '../control-plane.js';
+import type { SnapshotRecord } from '../state/snapshot-commands.js';
 import type { NodeRecord, VolumeRecord } from '../state/cluster-state.js';
 import { dataGenerationOf } from '../state/data-generations.js';
 
@@ -34,6 +35,24 @@ export function volumeView(volume: VolumeRecord, facts: LocalVolumeFacts): Volum
     connections: facts.connections,
     graceMs: volume.graceMs,
     chap: volumeChapView(volume),
+    // Only when there are some: views of volumes without snapshots stay as they were.
+    ...(volume.snapshots === undefined || volume.snapshots.length === 0 ? {} : { snapshots: volume.snapshots.map((snapshot) => snapshot.name) }),
+    ...(volume.clonedFrom === undefined ? {} : { clonedFrom: { ...volume.clonedFrom } }),
+  };
+}
+
+/** Issue 8: a committed snapshot plus, on a holder, the pool's space accounting of it. */
+export function snapshotView(volume: VolumeRecord, snapshot: SnapshotRecord, space: SnapshotSpaceView | null): SnapshotView {
+  return {
+    id: snapshot.id,
+    name: snapshot.name,
+    volume: volume.name,
+    createdAt: snapshot.createdAt,
+    sizeBytes: snapshot.sizeBytes,
+    generation: snapshot.generation,
+    holders: [...snapshot.holders],
+    ...(snapshot.groupId === undefined ? {} : { groupId: snapshot.groupId }),
+    space,
   };
 }
 
@@ -46,6 +65,7 @@ function volumeChapView(volume: VolumeRecord): VolumeView['chap'] {
 
 /** healthy: every wanted replica in sync; degraded: some are not; faulted: none is. */
 export function volumeHealth(volume: VolumeRecord): VolumeView['state'] {
+  if (volume.receive !== undefined) return 'receiving';
   const inSync = volume.replicas.filter((replica) => replica.state === 'in-sync').length;
   if (inSync === 0) return 'faulted';
   return inSync >= volume.replicaCount ? 'healthy' : 'degraded';

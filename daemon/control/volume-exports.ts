@@ -17,6 +17,10 @@ import { expectVolumeResult } from './command-proposer.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MeteredDevice } from '../metrics/metered-device.js';
 import type { VolumeIoRecorder } from '../metrics/volume-io-stats.js';
+import { findSnapshot, type SnapshotRecord } from '../state/snapshot-commands.js';
+import { assertNotReceiving, receiveWriterConnectionId } from '../state/receive-commands.js';
+import type { OpenSnapshotExport } from '../snapshots/snapshot-readers.js';
+import { SNAPSHOT_BLOCK_SIZE, SNAPSHOT_CAPABILITIES } from '../snapshots/snapshot-export-device.js';
 
 export interface VolumeExportsOptions {
   /** This node: opening an export attaches the volume here. */
@@ -51,7 +55,29 @@ export interface VolumeExportsModules {
   readonly fencedLocally?: (volumeId: string, generation: number) => boolean;
   /** Per-volume I/O counters for /metrics; absent: handles get the bare device. */
   readonly volumeIo?: VolumeIoRecorder;
+  /**
+   * Issue 8: opens the read-only device of a `volume@snapshot` export
+   * (daemon/snapshots/snapshot-readers.ts). Absent: such exports are refused
+   * with NOT_SUPPORTED.
+   */
+  readonly openSnapshot?: (volume: VolumeRecord, snapshot: SnapshotRecord, exportName: string) => Promise<OpenSnapshotExport>;
 }
+
+/**
+ * `volume@snapshot` split at its last '@' (snapshot names hold no '@');
+ * undefined for a plain volume name. Also `volume.snap.snapshot`, the form
+ * an iSCSI target name can carry (`iqn.2026-11.io.plinth:db.snap.nightly`):
+ * '@' is not allowed in an IQN (RFC 3722), volume names hold no '.', so the
+ * first '.snap.' ends the volume name.
+ */
+export function splitSnapshotExportName(name: string): { readonly volume: string; readonly snapshot: string } | undefined {
+  const at = name.lastIndexOf('@');
+  if (at >= 0) return { volume: name.slice(0, at), snapshot: name.slice(at + 1) };
+  const dot = name.indexOf(ISCSI_SNAPSHOT_SEPARATOR);
+  return dot <= 0 ? undefined : { volume: name.slice(0, dot), snapshot: name.slice(dot + ISCSI_SNAPSHOT_SEPARATOR.length) };
+}
+
+export const ISCSI_SNAPSHOT_SEPARATOR = '.snap.';
 
 /** A volume open on this node: one device shared by all its connections. */
 interface OpenVolume {
@@ -85,6 +111,8 @@ export class VolumeExports implements ExportProvider {
   readonly #disconnectTimeoutMs: number;
   readonly #modules: VolumeExportsModules;
   readonly #open = new Map<string, OpenVolume>();
+  /** Live connections per snapshot export name (each has its own read-only device). */
+  readonly #snapshotConnections = new Map<string, number>();
   readonly #mutex = new KeyedMutex();
   #closing = false;
 
@@ -95,6 +123,11 @@ export class VolumeExports implements ExportProvider {
     this.#modules = modules;
   }
 
+  /**
+   * Volumes only: `volume@snapshot` exports are opened by name but not
+   * listed, since iSCSI SendTargets answers from this list and '@' is not
+   * allowed in an IQN (RFC 3722 stringprep profile).
+   */
   async listExports(): Promise<ExportDescription[]> {
     return Object.values(this.#modules.commands.state.volumes)
       .map((volume) => this.#describe(volume))
@@ -102,11 +135,20 @@ export class VolumeExports implements ExportProvider {
   }
 
   async describeExport(name: string): Promise<ExportDescription> {
+    const snapshotName = splitSnapshotExportName(name);
+    if (snapshotName !== undefined) {
+      const { volume, snapshot } = await this.#lookUpSnapshot(name);
+      return describeSnapshot(volume, snapshot);
+    }
     return this.#describe(await this.#lookUpVolume(name));
   }
 
   async openExport(name: string, client: ExportClient): Promise<ExportHandle> {
-    const volumeId = (await this.#lookUpVolume(name)).id;
+    if (splitSnapshotExportName(name) !== undefined) return this.#openSnapshotExport(name, client);
+    const record = await this.#lookUpVolume(name);
+    // A volume being received serves only the receive's own writer (issue 8).
+    if (client.connectionId !== receiveWriterConnectionId(name)) assertNotReceiving(record);
+    const volumeId = record.id;
     const open = await this.#mutex.run(volumeId, async () => {
       if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
       const stale = this.#open.get(volumeId);
@@ -309,6 +351,56 @@ export class VolumeExports implements ExportProvider {
   }
 
   /**
+   * Issue 8: a `volume@snapshot` export. Its own read-only device per
+   * connection; the volume is not attached and its generation stays.
+   */
+  async #openSnapshotExport(name: string, client: ExportClient): Promise<ExportHandle> {
+    const { volume, snapshot } = await this.#lookUpSnapshot(name);
+    const openSnapshot = this.#modules.openSnapshot;
+    if (openSnapshot === undefined) throw new PlinthError('NOT_SUPPORTED', `export ${JSON.stringify(name)}: snapshot exports are not served by this node`, { name });
+    if (this.#closing) throw new PlinthError('SHUTTING_DOWN', 'plinthd is shutting down');
+    const connections = this.#snapshotConnections.get(name) ?? 0;
+    if (connections >= this.#maxConnections) throw new PlinthError('BUSY', `snapshot export ${name} already has ${connections} connections (the limit)`, { name });
+    const opened = await openSnapshot(volume, snapshot, name);
+    this.#snapshotConnections.set(name, (this.#snapshotConnections.get(name) ?? 0) + 1);
+    this.#modules.logger.info({ export: name, ...client }, 'snapshot export opened');
+    let released = false;
+    return {
+      description: describeSnapshot(volume, snapshot),
+      device: opened.device,
+      release: () => {
+        if (released) return;
+        released = true;
+        opened.close();
+        const left = (this.#snapshotConnections.get(name) ?? 1) - 1;
+        if (left === 0) this.#snapshotConnections.delete(name);
+        else this.#snapshotConnections.set(name, left);
+        this.#modules.logger.info({ export: name, ...client }, 'snapshot export released');
+      },
+    };
+  }
+
+  /** Like #lookUpVolume (barrier on a miss), for `volume@snapshot`: VOLUME_NOT_FOUND or SNAPSHOT_NOT_FOUND. */
+  async #lookUpSnapshot(name: string): Promise<{ volume: VolumeRecord; snapshot: SnapshotRecord }> {
+    const parts = splitSnapshotExportName(name);
+    if (parts === undefined) throw new PlinthError('INVALID_ARGUMENT', `export ${JSON.stringify(name)} names no snapshot`, { name });
+    const lookUp = (): { volume: VolumeRecord; snapshot: SnapshotRecord } | undefined => {
+      const volume = findVolume(this.#modules.commands.state, parts.volume);
+      const snapshot = volume === undefined ? undefined : findSnapshot(volume, parts.snapshot);
+      return volume === undefined || snapshot === undefined ? undefined : { volume, snapshot };
+    };
+    let found = lookUp();
+    if (found === undefined && this.#modules.commands.barrier !== undefined) {
+      await this.#modules.commands.barrier();
+      found = lookUp();
+    }
+    if (found !== undefined) return found;
+    const volume = findVolume(this.#modules.commands.state, parts.volume);
+    if (volume === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${parts.volume} does not exist`, { name: parts.volume });
+    throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${parts.volume} has no snapshot ${JSON.stringify(parts.snapshot)}`, { name: parts.volume, snapshot: parts.snapshot });
+  }
+
+  /**
    * A name this node has not applied yet may be a volume just created
    * through another node: a miss waits for the read barrier (invariant 6)
    * before it says the volume does not exist. Hits cost nothing.
@@ -323,12 +415,25 @@ export class VolumeExports implements ExportProvider {
 
   #requireVolume(name: string): VolumeRecord {
     if (name.includes('@')) {
-      throw new PlinthError('NOT_SUPPORTED', `export ${JSON.stringify(name)}: snapshots (volume@snapshot) are not supported yet`, { name });
+      throw new PlinthError('INVALID_ARGUMENT', `${JSON.stringify(name)} is a snapshot (volume@snapshot), not a volume`, { name });
     }
     const volume = findVolume(this.#modules.commands.state, name);
     if (volume === undefined) throw new PlinthError('VOLUME_NOT_FOUND', `volume ${name} does not exist`, { name });
     return volume;
   }
+}
+
+/** Issue 8: `volume@snapshot`, read-only (NBD_FLAG_READ_ONLY), the size the volume had when it was taken. */
+function describeSnapshot(volume: VolumeRecord, snapshot: SnapshotRecord): ExportDescription {
+  return {
+    id: snapshot.id,
+    name: `${volume.name}@${snapshot.name}`,
+    description: `Plinth snapshot ${snapshot.name} of volume ${volume.name} (${formatSize(snapshot.sizeBytes)}, read-only)`,
+    sizeBytes: snapshot.sizeBytes,
+    readOnly: true,
+    capabilities: SNAPSHOT_CAPABILITIES,
+    blockSize: SNAPSHOT_BLOCK_SIZE,
+  };
 }
 
 function describe(volume: VolumeRecord, blockSize: BlockSizeHints): ExportDescription {

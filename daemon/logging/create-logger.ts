@@ -8,7 +8,9 @@ import { currentRequestId, REQUEST_ID_LOG_KEY } from './request-context.js';
  * from several nodes sort together. Errors go through pino's `err`
  * serializer so their code and cause are kept. CHAP secrets (a Config's
  * `iscsiChap`, a volume record's `chap`, any `secret`/`targetSecret` field up
- * to three levels deep) are censored should anything ever log them.
+ * to three levels deep), the TLS join token (a Config's `joinToken`, a join
+ * grant's) and private keys handed out (`clientKey`, `caKeyPem`) are
+ * censored should anything ever log them.
  */
 export const REDACTED_LOG_PATHS = [
   'iscsiChap',
@@ -21,6 +23,15 @@ export const REDACTED_LOG_PATHS = [
   '*.*.targetSecret',
   '*.*.*.secret',
   '*.*.*.targetSecret',
+  'joinToken',
+  '*.joinToken',
+  '*.*.joinToken',
+  '*.*.*.joinToken',
+  'clientKey',
+  '*.clientKey',
+  'caKeyPem',
+  '*.caKeyPem',
+  '*.*.caKeyPem',
 ];
 
 export interface CreateLoggerOptions {

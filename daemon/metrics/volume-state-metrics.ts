@@ -12,7 +12,7 @@ export interface VolumeStateMetricsModules {
 
 const REPLICA_STATES: readonly ReplicaState[] = ['in-sync', 'rebuilding', 'faulted'];
 /** The API's volume states (views.ts volumeHealth). */
-const VOLUME_STATES = ['healthy', 'degraded', 'faulted'] as const;
+const VOLUME_STATES = ['healthy', 'degraded', 'faulted', 'receiving'] as const;
 
 /**
  * Volume health from the committed cluster state, the same on every node,
@@ -22,7 +22,7 @@ const VOLUME_STATES = ['healthy', 'degraded', 'faulted'] as const;
 export function registerVolumeStateMetrics(registry: Registry, modules: VolumeStateMetricsModules): void {
   new Gauge({
     name: 'plinth_volume_state',
-    help: 'Volume health: 1 for the state the volume is in (healthy, degraded, faulted), 0 for the others',
+    help: 'Volume health: 1 for the state the volume is in (healthy, degraded, faulted, receiving), 0 for the others',
     labelNames: ['volume', 'state'] as const,
     registers: [registry],
     collect() {

@@ -14,6 +14,9 @@ import { joinNode, removeNode, reportCapacity, setNodeDraining, setNodeLiveness,
 import { addReplica, changeReplicaState, removeReplica, type VolumeApplied } from './replica-commands.js';
 import { setScsiReservations } from './scsi-reservation-commands.js';
 import { setVolumeChap } from './volume-chap-commands.js';
+import { cloneVolume, createSnapshot, deleteSnapshot, dropSnapshotHolder, dropSnapshotHoldersEverywhere, revertVolume } from './snapshot-commands.js';
+import { abortReceive, assertReceiveAttach, assertReceiveCreate, finishReceive, recordReceiveProgress, resumeReceiveOn, startReceive, type VolumeReceiveStartCommand } from './receive-commands.js';
+import { setSnapshotSchedule } from './snapshot-schedule-commands.js';
 import { assertTimestamp, requireNode, requireVolume, withVolume } from './state-assertions.js';
 import {
   assertReplicaCount,
@@ -57,8 +60,11 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return initCluster(state, command);
     case 'node.join':
       return nodeResult(joinNode(state, command));
-    case 'node.remove':
-      return nodeResult(removeNode(state, command));
+    case 'node.remove': {
+      const removed = removeNode(state, command);
+      // Issue 8: the removed node's replicas went with it, and so did its snapshot copies.
+      return nodeResult({ ...removed, state: dropSnapshotHoldersEverywhere(removed.state, command.nodeId) });
+    }
     case 'node.down':
     case 'node.up':
       return nodeResult(setNodeLiveness(state, command));
@@ -82,12 +88,35 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return volumeResult(changeReplicaState(state, command));
     case 'replica.add':
       return volumeResult(addReplica(state, command));
-    case 'replica.remove':
-      return volumeResult(removeReplica(state, command));
+    case 'replica.remove': {
+      // Issue 8: the removed replica's pool copy, snapshots included, is freed on that node.
+      const removed = removeReplica(state, command);
+      return volumeResult(asVolumeApplied(removed.state, dropSnapshotHolder(removed.volume, command.nodeId)));
+    }
     case 'volume.scsi-reservations':
       return volumeResult(setScsiReservations(state, command));
     case 'volume.chap':
       return volumeResult(setVolumeChap(state, command));
+    case 'snapshot.create':
+      return volumeResult(createSnapshot(state, command));
+    case 'snapshot.delete':
+      return volumeResult(deleteSnapshot(state, command));
+    case 'volume.clone':
+      return volumeResult(cloneVolume(state, command));
+    case 'volume.revert':
+      return volumeResult(revertVolume(state, command));
+    case 'volume.snapshot-schedule':
+      return volumeResult(setSnapshotSchedule(state, command));
+    case 'volume.receive-start':
+      return volumeResult(startReceive(createForReceive(state, command), command));
+    case 'volume.receive-progress':
+      return volumeResult(recordReceiveProgress(state, command));
+    case 'volume.receive-resume':
+      return volumeResult(resumeReceiveOn(state, command));
+    case 'volume.receive-finish':
+      return volumeResult(finishReceive(state, command));
+    case 'volume.receive-abort':
+      return volumeResult(abortReceive(state, command));
   }
 }
 
@@ -190,6 +219,8 @@ function deleteVolume(state: ClusterState, command: VolumeDeleteCommand): Applie
 function attachVolume(state: ClusterState, command: VolumeAttachCommand): Applied {
   const volume = requireVolume(state, command.name);
   requireNode(state, command.nodeId);
+  // Issue 8: a volume being received is attached by its receiving node only (receive-commands.ts).
+  assertReceiveAttach(volume, command.nodeId);
   if (command.expectedGeneration !== undefined && command.expectedGeneration !== volume.generation) {
     throw new PlinthError(
       'FENCED',
@@ -217,6 +248,18 @@ function detachVolume(state: ClusterState, command: VolumeDetachCommand): Applie
   const volume = requireVolume(state, command.name);
   if (volume.attachedTo === null) return { state, result: { type: 'volume', volume } };
   return volumeResult(asVolumeApplied(state, { ...volume, attachedTo: null }));
+}
+
+/** A full receive creates its volume in the same entry (receive-commands.ts): never visible before it is marked receiving. */
+function createForReceive(state: ClusterState, command: VolumeReceiveStartCommand): ClusterState {
+  if (command.create === undefined) return state;
+  assertReceiveCreate(command.create);
+  const { id, sizeBytes, replicaCount, placement } = command.create;
+  const create: VolumeCreateCommand = {
+    type: 'volume.create', id, name: command.name, sizeBytes, createdAt: command.at,
+    ...(replicaCount === undefined ? {} : { replicaCount }), ...(placement === undefined ? {} : { placement }),
+  };
+  return createVolume(state, create).state;
 }
 
 function asVolumeApplied(state: ClusterState, volume: VolumeRecord): VolumeApplied {

@@ -1,5 +1,8 @@
 import type { ReservationImage } from '../../blockdev/iscsi/scsi/scsi-reservation-image.js';
 import type { VolumeChapSecrets } from './volume-chap-commands.js';
+import type { ClonedFrom, SnapshotRecord } from './snapshot-commands.js';
+import type { ReceivedSnapshot, ReceiveRecord } from './receive-commands.js';
+import type { SnapshotSchedule } from './snapshot-schedule-commands.js';
 
 /**
  * The replicated cluster state: what every node agrees on (ARCHITECTURE
@@ -108,6 +111,20 @@ export interface VolumeRecord {
    * Absent: the cluster-wide settings apply. Never shown by the API.
    */
   readonly chap?: VolumeChapSecrets;
+  /**
+   * Issue 8 (snapshot-commands.ts): the volume's snapshots, oldest first, and
+   * which nodes hold each. Absent: none ever taken. Goes with the volume on
+   * volume.delete (every holder's pool deletes them with the volume).
+   */
+  readonly snapshots?: readonly SnapshotRecord[];
+  /** Set by volume.clone: the snapshot the clone was made from. */
+  readonly clonedFrom?: ClonedFrom;
+  /** Issue 8 retention (snapshot-schedule-commands.ts): auto snapshots every everyMs, keep the newest `keep`. Absent: none. */
+  readonly snapshotSchedule?: SnapshotSchedule;
+  /** Issue 8 receive (receive-commands.ts): set while a receive writes the volume; it is not served meanwhile. */
+  readonly receive?: ReceiveRecord;
+  /** Issue 8 receive: local snapshot name → the source snapshot it was received as (an incremental's base is found by source id). */
+  readonly receivedSnapshots?: readonly ReceivedSnapshot[];
 }
 
 export interface ClusterState {

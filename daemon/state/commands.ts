@@ -3,6 +3,9 @@ import { isPlinthError, PlinthError } from '../../common/plinth-error.js';
 import type { NodeAddresses, NodeLabels } from './cluster-state.js';
 import type { VolumeScsiReservationsCommand } from './scsi-reservation-commands.js';
 import type { VolumeChapCommand } from './volume-chap-commands.js';
+import type { SnapshotCommand } from './snapshot-commands.js';
+import type { ReceiveCommand } from './receive-commands.js';
+import type { VolumeSnapshotScheduleCommand } from './snapshot-schedule-commands.js';
 
 /**
  * Commands of the cluster state machine. Plain JSON, carried unchanged in
@@ -180,7 +183,10 @@ export type Command =
   | ReplicaAddCommand
   | ReplicaRemoveCommand
   | VolumeScsiReservationsCommand
-  | VolumeChapCommand;
+  | VolumeChapCommand
+  | SnapshotCommand
+  | VolumeSnapshotScheduleCommand
+  | ReceiveCommand;
 
 export type CommandType = Command['type'];
 
@@ -218,6 +224,26 @@ const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'replica.remove': { name: 'string', nodeId: 'string' },
   'volume.scsi-reservations': { name: 'string', nodeId: 'string', generation: 'number', image: 'object' },
   'volume.chap': { name: 'string', user: 'string?', secret: 'string?', targetUser: 'string?', targetSecret: 'string?' },
+  // Issue 8 (snapshot-commands.ts).
+  'snapshot.create': {
+    name: 'string',
+    snapshotId: 'string',
+    snapshotName: 'string',
+    createdAt: 'string',
+    generation: 'number',
+    holders: 'string[]',
+    groupId: 'string?',
+  },
+  'snapshot.delete': { name: 'string', snapshotName: 'string' },
+  'volume.clone': { name: 'string', snapshotName: 'string', cloneId: 'string', cloneName: 'string', createdAt: 'string', holders: 'string[]' },
+  'volume.revert': { name: 'string', snapshotName: 'string', generation: 'number', at: 'string' },
+  // Issue 8 send/receive and retention (receive-commands.ts, snapshot-schedule-commands.ts).
+  'volume.snapshot-schedule': { name: 'string', everyMs: 'number?', keep: 'number?' },
+  'volume.receive-start': { name: 'string', nodeId: 'string', at: 'string', source: 'object', create: 'object?' },
+  'volume.receive-resume': { name: 'string', nodeId: 'string' },
+  'volume.receive-progress': { name: 'string', nextChunk: 'number', chainDigestHex: 'string', minOffsetBytes: 'number' },
+  'volume.receive-finish': { name: 'string' },
+  'volume.receive-abort': { name: 'string' },
 };
 
 /**

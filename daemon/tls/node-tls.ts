@@ -5,6 +5,8 @@ import { PlinthError } from '../../common/plinth-error.js';
 import { readClusterSecret } from '../cluster/cluster-credentials.js';
 import { newJoinToken, parseJoinToken, readJoinToken, writeJoinToken } from './join-token.js';
 import { plainPeerSockets, tlsPeerSockets, type PeerSockets } from './peer-sockets.js';
+import { issueClientCertificate, validateClientCertificateRequest, type ClientCertificateBundle, type ClientCertificateRequest } from './client-certificates.js';
+import type { ClusterTlsService } from './cluster-tls-service.js';
 import { readOperatorTls, readTlsMaterial, writeTlsMaterial, type TlsMaterial } from './tls-files.js';
 import { tlsForNewCluster, type TlsSettings } from './tls-mode.js';
 import { createCa, generateKeyPair, isIssuedBy, issueNodeCert, type PemKeyPair } from './x509-issuer.js';
@@ -37,7 +39,7 @@ export interface NodeTlsOptions {
  *   its certificate arrives with the join (`adopt`). Until then the peer
  *   listener serves a throwaway self-signed certificate nobody trusts.
  */
-export class NodeTls {
+export class NodeTls implements ClusterTlsService {
   readonly sockets: PeerSockets;
   #material: TlsMaterial | null;
   #joinToken: string | null;
@@ -145,6 +147,33 @@ export class NodeTls {
   secureContext(): SecureContext | null {
     const credentials = this.serverCredentials;
     return credentials === null ? null : createSecureContext(credentials);
+  }
+
+  requireJoinToken(): string {
+    if (!this.enabled) {
+      throw new PlinthError('NOT_FOUND', 'this cluster runs without TLS and has no join token: a node joins it with --join alone (docs/security.md "Modes")', { reason: 'tls-off' });
+    }
+    if (this.#joinToken === null) {
+      throw new PlinthError('NOT_FOUND', 'this node has no join token (operator certificates: joiners bring their own tls-cert-file/tls-key-file/tls-ca-file)', { reason: 'no-join-token' });
+    }
+    return this.#joinToken;
+  }
+
+  async issueClientCertificate(request: ClientCertificateRequest): Promise<ClientCertificateBundle> {
+    // A bad name is the caller's mistake whatever this node's TLS state: say that first.
+    validateClientCertificateRequest(request);
+    const material = this.#material;
+    if (!this.enabled || material === null) {
+      throw new PlinthError('CONFIG_INVALID', 'this cluster runs without TLS: its NBD server takes no client certificates (docs/security.md "Modes")', { reason: 'tls-off' });
+    }
+    if (material.caKeyPem === null) {
+      throw new PlinthError(
+        'CONFIG_INVALID',
+        'this node runs with operator certificates (tls-cert-file/tls-key-file/tls-ca-file) and holds no CA key: issue NBD client certificates (clientAuth) with your own CA',
+        { reason: 'no-ca-key' },
+      );
+    }
+    return issueClientCertificate({ certPem: material.caCertPem, keyPem: material.caKeyPem }, request);
   }
 
   /** A member signs a joiner's key with the cluster CA. */

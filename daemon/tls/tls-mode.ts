@@ -14,6 +14,10 @@ export type TlsMode = (typeof TLS_MODES)[number];
 export const NBD_TLS_MODES = ['required', 'optional'] as const;
 export type NbdTlsMode = (typeof NBD_TLS_MODES)[number];
 
+/** `nbd-tls-client-certs`: whether NBD clients must present a certificate of the cluster CA (docs/security.md "NBD"). */
+export const NBD_CLIENT_CERT_MODES = ['required', 'off'] as const;
+export type NbdClientCertMode = (typeof NBD_CLIENT_CERT_MODES)[number];
+
 export interface TlsSettings {
   readonly mode: TlsMode;
   /** Operator-provided certificates: all three or none (config validation). */
@@ -22,9 +26,11 @@ export interface TlsSettings {
   readonly caFile: string | null;
   /** With TLS on: whether an NBD client may skip NBD_OPT_STARTTLS. */
   readonly nbd: NbdTlsMode;
+  /** With TLS on: `required` refuses NBD clients without a certificate the cluster CA signed. */
+  readonly nbdClientCerts: NbdClientCertMode;
 }
 
-export const DEFAULT_TLS_SETTINGS: TlsSettings = { mode: 'auto', certFile: null, keyFile: null, caFile: null, nbd: 'required' };
+export const DEFAULT_TLS_SETTINGS: TlsSettings = { mode: 'auto', certFile: null, keyFile: null, caFile: null, nbd: 'required', nbdClientCerts: 'required' };
 
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();

@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 /**
  * The one module that knows the X.509 library (@peculiar/x509, pinned in
  * package.json): make EC P-256 key pairs, a self-signed cluster CA, and node
- * certificates signed by it. Everything leaves here as PEM text, so the rest
- * of the daemon uses only node:tls / node:crypto.
+ * and client certificates signed by it. Everything leaves here as PEM text,
+ * so the rest of the daemon uses only node:tls / node:crypto.
  */
 x509.cryptoProvider.set(webcrypto);
 
@@ -67,25 +67,68 @@ export async function createCa(clusterName: string, now: Date = new Date()): Pro
 
 /** A node certificate for both ends of mutual TLS (serverAuth + clientAuth), signed by the CA. */
 export async function issueNodeCert(ca: IssuedCa, request: NodeCertRequest, now: Date = new Date()): Promise<string> {
+  return issueLeafCert(ca, {
+    commonName: request.nodeId,
+    publicKeyPem: request.publicKeyPem,
+    validityDays: NODE_CERT_VALIDITY_DAYS,
+    usages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    altNames: subjectAltNames(request),
+  }, now);
+}
+
+/**
+ * A client certificate (clientAuth only, docs/security.md "NBD"): CN =
+ * `name`, no subject alternative names, since it names a user or a host of
+ * an NBD client, not an address anyone dials.
+ */
+export async function issueClientCert(ca: IssuedCa, request: ClientCertRequest, now: Date = new Date()): Promise<string> {
+  return issueLeafCert(ca, {
+    commonName: request.name,
+    publicKeyPem: request.publicKeyPem,
+    validityDays: request.validityDays,
+    usages: [x509.ExtendedKeyUsage.clientAuth],
+    altNames: null,
+  }, now);
+}
+
+export interface ClientCertRequest {
+  readonly name: string;
+  /** The client's SubjectPublicKeyInfo (PEM). */
+  readonly publicKeyPem: string;
+  readonly validityDays: number;
+}
+
+interface LeafCertSpec {
+  readonly commonName: string;
+  readonly publicKeyPem: string;
+  readonly validityDays: number;
+  readonly usages: readonly x509.ExtendedKeyUsageType[];
+  readonly altNames: x509.JsonGeneralNames | null;
+}
+
+/** One signing path for every leaf the cluster CA issues (node and client certificates). */
+async function issueLeafCert(ca: IssuedCa, spec: LeafCertSpec, now: Date): Promise<string> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importPrivateKey(ca.keyPem);
-  const publicKey = await webcrypto.subtle.importKey('spki', fromPem(request.publicKeyPem), EC_ALGORITHM, true, ['verify']);
+  const publicKey = await webcrypto.subtle.importKey('spki', fromPem(spec.publicKeyPem), EC_ALGORITHM, true, ['verify']);
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+    new x509.ExtendedKeyUsageExtension([...spec.usages], false),
+  ];
+  if (spec.altNames !== null) extensions.push(new x509.SubjectAlternativeNameExtension(spec.altNames, false));
+  extensions.push(await x509.AuthorityKeyIdentifierExtension.create(caCert, false));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
-    subject: `CN=${request.nodeId}, O=Plinth`,
+    subject: `CN=${spec.commonName}, O=Plinth`,
     issuer: caCert.subject,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter: new Date(now.getTime() + NODE_CERT_VALIDITY_DAYS * DAY_MS),
+    // Never past the CA's own end: a chain is only as valid as its issuer.
+    notAfter: new Date(Math.min(now.getTime() + spec.validityDays * DAY_MS, caCert.notAfter.getTime())),
     publicKey,
     signingKey: caKey,
     signingAlgorithm: EC_ALGORITHM,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      new x509.SubjectAlternativeNameExtension(subjectAltNames(request), false),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
-    ],
+    extensions,
   });
   return pemLine(cert.toString('pem'));
 }

@@ -96,10 +96,58 @@ export async function freeVolumeSpace(
 
 const STUCK_PASS_MS = 10_000;
 
+/** A snapshot copy this node's pool holds that the committed state no longer records here (issue 8). */
+export interface GoneSnapshot {
+  readonly volumeId: string;
+  readonly snapshotId: string;
+}
+
+/**
+ * Issue 8: snapshots `before` recorded on this node that `after` does not
+ * (snapshot.delete, the volume deleted, or this node no longer a holder).
+ */
+export function snapshotsGoneFrom(before: ClusterState, after: ClusterState, nodeId: string): GoneSnapshot[] {
+  const now = new Map(Object.values(after.volumes).map((volume) => [volume.id, volume]));
+  const gone: GoneSnapshot[] = [];
+  for (const volume of Object.values(before.volumes)) {
+    const kept = new Set((now.get(volume.id)?.snapshots ?? []).filter((snapshot) => snapshot.holders.includes(nodeId)).map((snapshot) => snapshot.id));
+    for (const snapshot of volume.snapshots ?? []) {
+      if (snapshot.holders.includes(nodeId) && !kept.has(snapshot.id)) gone.push({ volumeId: volume.id, snapshotId: snapshot.id });
+    }
+  }
+  return gone;
+}
+
+/**
+ * Issue 8: copies in this node's pool of volumes it holds that no committed
+ * snapshot records (a failed create left them, or their delete was
+ * committed while this node was down). Only those older than `graceMs`: a
+ * snapshot being taken right now exists in the pools a moment before its
+ * snapshot.create commits.
+ */
+export function straySnapshots(state: ClusterState, pool: Pick<Pool, 'listSnapshots'>, nodeId: string, nowMs: number, graceMs: number): GoneSnapshot[] {
+  const strays: GoneSnapshot[] = [];
+  for (const volume of Object.values(state.volumes)) {
+    if (!holdsReplica(volume, nodeId)) continue;
+    const recorded = new Set((volume.snapshots ?? []).filter((snapshot) => snapshot.holders.includes(nodeId)).map((snapshot) => snapshot.id));
+    for (const info of pool.listSnapshots(volume.id)) {
+      if (!recorded.has(info.snapshotId) && nowMs - info.createdAtMs > graceMs) strays.push({ volumeId: volume.id, snapshotId: info.snapshotId });
+    }
+  }
+  return strays;
+}
+
+const DEFAULT_STRAY_GRACE_MS = 60_000;
+const DEFAULT_STRAY_SWEEP_MS = 30_000;
+
 export interface AppliedStateWatcherOptions {
   readonly nodeId: string;
   /** How often the applied state is compared with the last one seen. */
   readonly intervalMs?: number;
+  /** Issue 8: unrecorded snapshot copies younger than this are left alone (being taken). */
+  readonly straySnapshotGraceMs?: number;
+  /** Issue 8: how often the pool's snapshots are compared with the state (also at the first pass). */
+  readonly straySweepIntervalMs?: number;
 }
 
 export interface AppliedStateWatcherModules {
@@ -114,6 +162,9 @@ export interface AppliedStateWatcherModules {
   readonly forgetReplica?: (volumeId: string) => Promise<void>;
   readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
   readonly clearInterval?: (timer: NodeJS.Timeout) => void;
+  /** Issue 8: free one snapshot copy (ReplicaService.snapshots.deleteSnapshot closes its read handle first); default pool.deleteSnapshot. */
+  readonly deleteSnapshot?: (volumeId: string, snapshotId: string) => Promise<void>;
+  readonly nowMs?: () => number;
 }
 
 export class AppliedStateWatcher {
@@ -122,6 +173,10 @@ export class AppliedStateWatcher {
   #seen: ClusterState;
   /** Replicas gone from this node, not freed yet (a failed free stays here and is retried). */
   readonly #pendingFrees = new Map<string, GoneReplica>();
+  /** Snapshot copies to free here, keyed `${volumeId}/${snapshotId}` (a failed free is retried). */
+  readonly #pendingSnapshotFrees = new Map<string, GoneSnapshot>();
+  /** Wall-clock ms of the last stray sweep; 0: never (the first pass sweeps). */
+  #lastSweepMs = 0;
   readonly #unsubscribe: () => void;
   readonly #loop: PeriodicPass;
   /** What the running pass is doing and since when: a pass stuck for long is reported, not silent. */
@@ -174,12 +229,46 @@ export class AppliedStateWatcher {
   }
 
   async #pass(): Promise<void> {
+    if (this.#closed) return;
+    await this.#applyChanges();
+    await this.#freeSnapshots();
+  }
+
+  /**
+   * Issue 8: free the snapshot copies the state dropped from this node, and
+   * now and then sweep the pool for unrecorded ones (straySnapshots).
+   */
+  async #freeSnapshots(): Promise<void> {
+    const nowMs = (this.#modules.nowMs ?? Date.now)();
+    if (nowMs - this.#lastSweepMs >= (this.#options.straySweepIntervalMs ?? DEFAULT_STRAY_SWEEP_MS)) {
+      this.#lastSweepMs = nowMs;
+      const strays = straySnapshots(this.#seen, this.#modules.pool, this.#options.nodeId, nowMs, this.#options.straySnapshotGraceMs ?? DEFAULT_STRAY_GRACE_MS);
+      for (const stray of strays) this.#pendingSnapshotFrees.set(`${stray.volumeId}/${stray.snapshotId}`, stray);
+    }
+    const free = this.#modules.deleteSnapshot ?? ((volumeId: string, snapshotId: string) => this.#modules.pool.deleteSnapshot(volumeId, snapshotId));
+    for (const [key, gone] of this.#pendingSnapshotFrees) {
+      this.#step = `freeing snapshot ${gone.snapshotId} of ${gone.volumeId}`;
+      try {
+        await free(gone.volumeId, gone.snapshotId);
+        this.#pendingSnapshotFrees.delete(key);
+        this.#modules.logger.info({ volumeId: gone.volumeId, snapshotId: gone.snapshotId }, 'snapshot no longer held here: space freed');
+      } catch (err) {
+        this.#modules.logger.error({ err: toError(err), volumeId: gone.volumeId, snapshotId: gone.snapshotId }, 'freeing a snapshot failed; retrying');
+      }
+    }
+  }
+
+  async #applyChanges(): Promise<void> {
     const current = this.#modules.state();
-    if (this.#closed || current === this.#seen) return;
+    if (current === this.#seen) return;
     const before = this.#seen;
     try {
       // A restored snapshot skips entries: the before/after comparison catches what it took away.
       for (const volume of replicasGoneFrom(before, current, this.#options.nodeId)) this.#pendingFrees.set(volume.volumeId, volume);
+      // A whole volume freed takes its snapshots with it (Pool.deleteVolume); the others are freed one by one.
+      for (const gone of snapshotsGoneFrom(before, current, this.#options.nodeId)) {
+        if (!this.#pendingFrees.has(gone.volumeId)) this.#pendingSnapshotFrees.set(`${gone.volumeId}/${gone.snapshotId}`, gone);
+      }
       const gone = [...this.#pendingFrees.values()];
       this.#modules.logger.debug({ volumes: Object.keys(current.volumes).length, gone: gone.map((volume) => volume.name) }, 'reacting to a new applied cluster state');
       // Sessions first: a delete is only committed once detached, so the owner lets go before freeing.

@@ -189,14 +189,34 @@ export class DaemonProcess {
   }
 
   /**
-   * libnbd's URI of an export behind NBD STARTTLS: `nbds://…?tls-certificates=DIR`
-   * with DIR holding the cluster CA as ca-cert.pem (GnuTLS's file name).
+   * libnbd's URI of an export behind NBD STARTTLS: `nbds://…?tls-certificates=DIR`.
+   * DIR defaults to a client certificate folder this daemon issued
+   * (`clientCertificateDir()`), since a TLS cluster's NBD server demands one
+   * by default (`nbd-tls-client-certs: required`).
    */
-  async nbdsUri(exportName: string): Promise<string> {
-    const dir = join(this.dataDir, 'nbd-client-certificates');
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'ca-cert.pem'), await this.caPem());
+  async nbdsUri(exportName: string, certificateDir?: string): Promise<string> {
+    const dir = certificateDir ?? (await this.clientCertificateDir());
     return `nbds://${this.host}:${this.ports.nbd}/${exportName}?tls-certificates=${dir}`;
+  }
+
+  /**
+   * A GnuTLS client certificate folder (ca-cert.pem, client-cert.pem,
+   * client-key.pem) from POST /v1/tls/client-certificates, kept in the data
+   * dir; made once per name.
+   */
+  async clientCertificateDir(name = 'plinth-test-client'): Promise<string> {
+    const dir = join(this.dataDir, `nbd-client-${name}`);
+    if (existsSync(join(dir, 'client-key.pem'))) return dir;
+    const response = await this.api('POST', '/v1/tls/client-certificates', { name });
+    const body = response.body as { caCert?: unknown; clientCert?: unknown; clientKey?: unknown };
+    if (response.status !== 201 || typeof body.caCert !== 'string' || typeof body.clientCert !== 'string' || typeof body.clientKey !== 'string') {
+      throw new Error(`client certificate refused: ${response.status} ${JSON.stringify(response.body)}`);
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'ca-cert.pem'), body.caCert);
+    await writeFile(join(dir, 'client-cert.pem'), body.clientCert);
+    await writeFile(join(dir, 'client-key.pem'), body.clientKey, { mode: 0o600 });
+    return dir;
   }
 
   /** fetch that trusts the cluster CA when the daemon runs TLS. */

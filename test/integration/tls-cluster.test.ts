@@ -1,22 +1,26 @@
 /**
  * A TLS cluster end to end (docs/security.md): three daemons with `--tls on`
  * on loopback, joined with the join token (the third through a follower, so
- * the relay path runs too); a 3-replica volume written on one node and read
- * on another over NBD STARTTLS (libnbd `nbds://`); the CLI over HTTPS with
+ * the relay path runs too, with the token `plinth cluster join-token`
+ * printed); a 3-replica volume written on one node and read on another over
+ * NBD STARTTLS (libnbd `nbds://`) with client certificates; `plinth tls
+ * client-cert` making the folder nbdinfo reads; the CLI over HTTPS with
  * --data-dir; and the refusals: a wrong join token, a plain-TCP and a
  * certificate-less TLS client on the peer port, an HTTPS client without the
- * CA, plain http:// to the API, plain NBD to a TLS-required server.
+ * CA, plain http:// to the API, plain NBD to a TLS-required server, NBD
+ * clients without a certificate or with another CA's.
  */
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { spawnDaemon, startDaemon, type DaemonProcess, type TeardownHost } from '../helpers/daemon-harness.js';
+import { makeTempDir, spawnDaemon, startDaemon, type DaemonProcess, type TeardownHost } from '../helpers/daemon-harness.js';
+import { createTestCertificates } from '../helpers/test-certificates.js';
 import { ENV, eventually, runClient, writeClient } from './fixtures/replication-cluster.js';
 
 const PLINTH_CLI = fileURLToPath(new URL('../../api/cli/plinth.js', import.meta.url));
@@ -54,8 +58,11 @@ t.test('a TLS cluster: token joins, replicated NBD over TLS, HTTPS API and CLI, 
   const token = await joinToken(n1);
   t.match(token, /^[0-9a-f]{64}$/, 'bootstrap wrote the join token');
   const n2 = await startTlsMember(t, 'n2', { member: n1, token });
+  // The operator's way to the token: `plinth cluster join-token` on any member (here n2, which received it at its join).
+  const printed = await run(process.execPath, [PLINTH_CLI, '--data-dir', n2.dataDir, '--api', `127.0.0.1:${n2.ports.api}`, 'cluster', 'join-token'], { timeout: 20_000 });
+  t.equal(printed.stdout, `${token}\n`, 'plinth cluster join-token prints the token alone on its line');
   // Through n2: if n2 is a follower, it checks the token and relays to the leader over mutual TLS.
-  const n3 = await startTlsMember(t, 'n3', { member: n2, token });
+  const n3 = await startTlsMember(t, 'n3', { member: n2, token: printed.stdout.trim() });
   t.equal(await joinToken(n3), token, 'joiners receive the join token');
   t.equal(await n3.caPem(), await n1.caPem(), 'one cluster CA');
 
@@ -86,6 +93,34 @@ t.test('a TLS cluster: token joins, replicated NBD over TLS, HTTPS API and CLI, 
     const verified = await runClient(client, ['verify', await n3.nbdsUri('tv'), expectedPath], 60_000);
     t.same(verified.at(-1), { checked: expected.length, bad: [] });
     await t.rejects(runClient(client, ['verify', n3.nbdUri('tv'), expectedPath], 30_000), 'plain NBD to a TLS-required server is refused');
+  });
+
+  await t.test('NBD client certificates: plinth tls client-cert gets nbdinfo in; no certificate or another CA\'s is refused', async (t) => {
+    const work = await makeTempDir(t, 'plinth-tls-nbd-');
+    const certDir = join(work, 'reader');
+    const issued = await run(process.execPath, [PLINTH_CLI, '--data-dir', n1.dataDir, '--api', `127.0.0.1:${n1.ports.api}`, 'tls', 'client-cert', 'reader', '--out', certDir, '--days', '2'], { timeout: 20_000 });
+    t.match(issued.stdout, `tls-certificates=${certDir}`, 'prints the nbds:// example');
+    t.equal((await stat(join(certDir, 'client-key.pem'))).mode & 0o777, 0o600);
+    // tv is attached to n3 since the verify above; n1's certificate works on every node (one CA).
+    const uri = (dir: string): string => `nbds://127.0.0.1:${n3.ports.nbd}/tv?tls-certificates=${dir}`;
+    const info = await run('nbdinfo', ['--json', uri(certDir)], { timeout: 20_000 });
+    t.match(JSON.parse(info.stdout) as unknown, { exports: [{ 'export-size': 64 * 1024 * 1024 }] }, 'nbdinfo reads the volume');
+
+    const caOnly = join(work, 'ca-only');
+    await mkdir(caOnly);
+    await copyFile(join(certDir, 'ca-cert.pem'), join(caOnly, 'ca-cert.pem'));
+    const anonymous = await run('nbdinfo', ['--json', uri(caOnly)], { timeout: 20_000 }).then(() => 'connected', (err: unknown) => String((err as { stderr?: string }).stderr));
+    t.not(anonymous, 'connected', 'a client that trusts the CA but has no certificate is refused');
+    t.match(anonymous, /TLS|certificate|handshake|server/i);
+
+    const otherCa = await createTestCertificates(await makeTempDir(t, 'plinth-tls-other-ca-'), { caCommonName: 'Not the cluster CA', clientCommonName: 'reader' });
+    const foreign = join(work, 'foreign');
+    await mkdir(foreign);
+    await copyFile(join(certDir, 'ca-cert.pem'), join(foreign, 'ca-cert.pem'));
+    await copyFile(otherCa.clientCertPath, join(foreign, 'client-cert.pem'));
+    await copyFile(otherCa.clientKeyPath, join(foreign, 'client-key.pem'));
+    const impostor = await run('nbdinfo', ['--json', uri(foreign)], { timeout: 20_000 }).then(() => 'connected', (err: unknown) => String((err as { stderr?: string }).stderr));
+    t.not(impostor, 'connected', 'a certificate of another CA is refused');
   });
 
   await t.test('a joiner with a wrong join token, or none, is refused with a clear error', async (t) => {

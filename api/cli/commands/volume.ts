@@ -90,7 +90,7 @@ function printVolumeResult(context: CommandContext, view: VolumeView, humanLine:
   context.print(context.json ? renderJson(view) : `${humanLine}\n`);
 }
 
-function replicaWord(count: number): string {
+export function replicaWord(count: number): string {
   return count === 1 ? '1 replica' : `${count} replicas`;
 }
 
@@ -135,6 +135,7 @@ function volumeDetails(view: VolumeView): [string, string][] {
     ['replica grace', formatDurationMs(view.graceMs)],
     ['connections', String(view.connections)],
     ['iscsi chap', chapDescription(view)],
+    ['snapshots', view.snapshots === undefined || view.snapshots.length === 0 ? '-' : view.snapshots.join(', ')],
     ['created', view.createdAt],
   ];
 }

@@ -9,7 +9,9 @@ t.test('the code → status table of the contract', async (t) => {
     ['INVALID_JSON', 400], ['UNAUTHORIZED', 401], ['VOLUME_NOT_FOUND', 404], ['NOT_FOUND', 404],
     ['VOLUME_EXISTS', 409], ['VOLUME_ATTACHED', 409], ['BODY_TOO_LARGE', 413], ['UNSUPPORTED_MEDIA_TYPE', 415],
     ['NO_SPACE', 507], ['NOT_LEADER', 503], ['SHUTTING_DOWN', 503], ['TIMEOUT', 504],
-    ['IO_ERROR', 500], ['FENCED', 500], ['INTERNAL', 500], ['DISK_CORRUPT', 500],
+    ['IO_ERROR', 500], ['INTERNAL', 500], ['DISK_CORRUPT', 500],
+    // Issue 8: a snapshot raced by a new owner is a conflict to retry (docs/api.md "Errors" lists FENCED under 409).
+    ['FENCED', 409], ['SNAPSHOT_NOT_FOUND', 404], ['SNAPSHOT_EXISTS', 409],
   ];
   for (const [code, status] of expected) t.equal(httpStatusForCode(code), status, code);
 });

@@ -12,6 +12,12 @@ const EXPECTED_OPERATIONS: Readonly<Record<string, readonly string[]>> = {
   '/v1/volumes/{name}/attach': ['post'],
   '/v1/volumes/{name}/chap': ['put', 'delete'],
   '/v1/volumes/{name}/detach': ['post'],
+  // Issue 8 (api/routes/snapshot-routes.ts).
+  '/v1/volumes/{name}/snapshots': ['get', 'post'],
+  '/v1/volumes/{name}/snapshots/{snapshot}': ['get', 'delete'],
+  '/v1/volumes/{name}/snapshots/{snapshot}/clone': ['post'],
+  '/v1/volumes/{name}/snapshots/{snapshot}/revert': ['post'],
+  '/v1/snapshot-groups': ['post'],
   '/healthz': ['get'],
   '/readyz': ['get'],
   '/metrics': ['get'],
@@ -66,8 +72,8 @@ t.test('/docs/json is an OpenAPI 3 document covering every route', async (t) => 
         t.match(operation['parameters'], [{ in: 'path', name: 'name', required: true }], `${method} ${path} path param`);
       }
       if (method === 'post' || method === 'patch') {
-        // No body: detach and drain act on the path alone.
-        if (path.endsWith('/detach') || path.endsWith('/drain')) continue;
+        // No body: detach, drain and revert act on the path alone.
+        if (path.endsWith('/detach') || path.endsWith('/drain') || path.endsWith('/revert')) continue;
         t.match(operation['requestBody'], { required: true, content: { 'application/json': { schema: { additionalProperties: false } } } });
       }
     }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { isLoopbackHost, tlsForNewCluster, DEFAULT_TLS_SETTINGS } from '../../../daemon/tls/tls-mode.js';
 import { refusal, run } from './helpers/config-fixture.js';
@@ -8,13 +9,13 @@ const TOKEN = 'ab'.repeat(32);
 
 t.test('defaults: tls auto, NBD TLS required when on, no operator certificates, no join token', async (t) => {
   const config = run([]);
-  t.same(config.tls, { mode: 'auto', nbd: 'required', certFile: null, keyFile: null, caFile: null });
+  t.same(config.tls, { mode: 'auto', nbd: 'required', nbdClientCerts: 'required', certFile: null, keyFile: null, caFile: null });
   t.equal(config.joinToken, null);
 });
 
 t.test('flags', async (t) => {
-  const config = run(['--tls', 'on', '--nbd-tls', 'optional', '--tls-cert-file', '/c.pem', '--tls-key-file', '/k.pem', '--tls-ca-file', '/ca.pem', '--join-token', TOKEN]);
-  t.same(config.tls, { mode: 'on', nbd: 'optional', certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
+  const config = run(['--tls', 'on', '--nbd-tls', 'optional', '--nbd-tls-client-certs', 'off', '--tls-cert-file', '/c.pem', '--tls-key-file', '/k.pem', '--tls-ca-file', '/ca.pem', '--join-token', TOKEN]);
+  t.same(config.tls, { mode: 'on', nbd: 'optional', nbdClientCerts: 'off', certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
   t.equal(config.joinToken, TOKEN);
   t.equal(config.sources['join-token'], '--join-token');
 });
@@ -27,6 +28,31 @@ t.test('env and YAML', async (t) => {
   t.equal(fromFile.tls.mode, 'on');
   t.equal(fromFile.tls.caFile, '/c');
   t.equal(fromFile.joinToken, TOKEN);
+});
+
+t.test('nbd-tls-client-certs: required by default, off from flag, env or YAML, nothing else', async (t) => {
+  t.equal(run([]).tls.nbdClientCerts, 'required');
+  t.equal(run(['--nbd-tls-client-certs', 'required']).tls.nbdClientCerts, 'required');
+  t.equal(run([], { PLINTH_NBD_TLS_CLIENT_CERTS: 'off' }).tls.nbdClientCerts, 'off');
+  const fromFile = run(['--config', '/p.yaml'], {}, { '/p.yaml': 'nbd-tls-client-certs: "off"\n' });
+  t.equal(fromFile.tls.nbdClientCerts, 'off');
+  t.match(fromFile.sources['nbd-tls-client-certs'], /p\.yaml: nbd-tls-client-certs$/);
+  const bad = refusal(['--nbd-tls-client-certs', 'optional']);
+  t.equal(bad.code, 'CONFIG_INVALID');
+  t.match(bad.message, /--nbd-tls-client-certs="optional": expected one of required, off/);
+});
+
+t.test('the TLS keys of systemd/plinth.yaml, uncommented, are valid settings', async (t) => {
+  // dist/test/unit/daemon/config-tls.test.js → the repository root.
+  const example = readFileSync(new URL('../../../../systemd/plinth.yaml', import.meta.url), 'utf8');
+  const keys = ['tls', 'join-token', 'nbd-tls', 'nbd-tls-client-certs', 'tls-cert-file', 'tls-key-file', 'tls-ca-file'];
+  const lines = example.split('\n').filter((line) => keys.some((key) => line.startsWith(`# ${key}: `))).map((line) => line.slice(2));
+  t.equal(lines.length, keys.length, `every TLS key is shown: ${lines.join(' | ')}`);
+  const config = run(['--config', '/p.yaml'], {}, { '/p.yaml': `${lines.join('\n')}\n` });
+  t.equal(config.tls.mode, 'auto');
+  t.equal(config.tls.nbdClientCerts, 'required');
+  t.equal(config.tls.caFile, '/etc/plinth/tls/ca.crt');
+  t.match(config.joinToken, /^[0-9a-f]{64}$/);
 });
 
 t.test('refusals name the setting and never quote a join token', async (t) => {

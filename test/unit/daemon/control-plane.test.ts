@@ -166,7 +166,7 @@ t.test('unknown exports and snapshots', async (t) => {
   const r = await rig(t);
   await t.rejects(r.exports.openExport('nope', client), { code: 'VOLUME_NOT_FOUND' });
   await t.rejects(r.exports.describeExport('nope'), { code: 'VOLUME_NOT_FOUND' });
-  await t.rejects(r.exports.openExport('v@snap', client), { code: 'NOT_SUPPORTED' });
+  await t.rejects(r.exports.openExport('v@snap', client), { code: 'VOLUME_NOT_FOUND' }, 'volume@snapshot of an unknown volume');
   await r.control.createVolume({ name: 'b', sizeBytes: MiB });
   await r.control.createVolume({ name: 'a', sizeBytes: MiB });
   t.same((await r.exports.listExports()).map((item) => item.name), ['a', 'b']);
