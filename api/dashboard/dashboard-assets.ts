@@ -32,6 +32,9 @@ export const DASHBOARD_FILES: readonly string[] = [
   'render-nodes.js',
   'render-volumes.js',
   'volume-forms.js',
+  'form-helpers.js',
+  'render-snapshots.js',
+  'snapshot-forms.js',
   'favicon.svg',
 ];
 

@@ -2,8 +2,9 @@
  * The web dashboard end to end (issue 6 "dashboard", docs/dashboard.md): a
  * real 3-node cluster, the page in headless Debian Chromium driven by
  * playwright-core. Log in (a wrong token first), see the nodes, then create,
- * grow, attach, detach and delete a volume through the forms, checking each
- * step through the REST API; API refusals must reach the page as readable
+ * grow, attach, detach and delete a volume through the forms, and take,
+ * clone, revert and delete a snapshot (issue 8), checking each step through
+ * the REST API; API refusals must reach the page as readable
  * messages, and the strict CSP must not block anything the page does.
  *
  * The screenshot goes to a temp dir; PLINTH_UPDATE_SCREENSHOT=1 (what
@@ -81,6 +82,15 @@ async function expectStatus(page: Page, text: string): Promise<void> {
   await page.locator('#action-status').filter({ hasText: text }).waitFor();
 }
 
+async function expectSnapshotStatus(page: Page, text: string): Promise<void> {
+  await page.locator('#snapshot-status').filter({ hasText: text }).waitFor();
+}
+
+async function snapshotsOf(daemon: DaemonProcess, volume: string): Promise<ReadonlyArray<{ readonly name: string; readonly groupId?: string }>> {
+  const response = await daemon.api('GET', `/v1/volumes/${volume}/snapshots`);
+  return (response.body as { snapshots?: Array<{ name: string; groupId?: string }> }).snapshots ?? [];
+}
+
 t.test('the dashboard drives a 3-node cluster', { skip }, async (t) => {
   const [n1, , n3] = await startCluster(t, { dataDirPrefix: 'plinth-dash-' });
   await eventually('3 nodes up', 20_000, async () => {
@@ -100,8 +110,15 @@ t.test('the dashboard drives a 3-node cluster', { skip }, async (t) => {
   await t.test('a periodic refresh leaves unchanged views alone (no flicker)', async (t) => refreshKeepsViews(t, session));
   await t.test('create through the form, with its CLI and REST equivalents', async (t) => createThroughForm(t, session));
   await t.test('an API refusal shows its message', async (t) => refusalShown(t, session));
-  await t.test('grow, attach, then screenshot', async (t) => growAttachScreenshot(t, session));
-  await t.test('detach, then delete after confirming', async (t) => detachThenDelete(t, session));
+  await t.test('grow, attach', async (t) => growAttach(t, session));
+  await t.test('take a snapshot through the panel and see it listed, then screenshot', async (t) => snapshotTaken(t, session));
+  await t.test('clone the snapshot; revert is not offered while attached', async (t) => snapshotCloned(t, session));
+  await t.test('set the retention schedule, then turn it off', async (t) => scheduleSetAndCleared(t, session));
+  await t.test('detach', async (t) => detach(t, session));
+  await t.test('a revert the daemon refuses shows its error; a detached volume reverts', async (t) => revertRefusedThenDone(t, session));
+  await t.test('a group snapshot of two volumes', async (t) => groupSnapshot(t, session));
+  await t.test('delete the snapshot after confirming', async (t) => snapshotDeleted(t, session));
+  await t.test('delete the volume after confirming', async (t) => deleteVolume(t, session));
   await t.test('a reload keeps the session; a node going down shows', async (t) => reloadAndNodeDown(t, session));
 
   t.same(pageErrors, [], 'no console errors, no CSP violations');
@@ -168,7 +185,7 @@ async function refusalShown(t: Test, { page }: DashboardSession): Promise<void> 
   t.match(await page.locator('#action-status').textContent(), /web1/, 'the message names the volume');
 }
 
-async function growAttachScreenshot(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+async function growAttach(t: Test, { page, n1 }: DashboardSession): Promise<void> {
   await page.selectOption('#target-volume', 'web1');
   await page.fill('#grow-size-value', '512');
   await page.selectOption('#grow-size-unit', 'MiB');
@@ -184,15 +201,124 @@ async function growAttachScreenshot(t: Test, { page, n1 }: DashboardSession): Pr
   await expectStatus(page, 'Attached volume web1');
   t.equal((await volumeOf(n1, 'web1'))?.attachedTo, 'n2');
   await page.locator('#volumes tr[data-volume=web1] .attached').filter({ hasText: 'n2' }).waitFor();
+}
+
+async function snapshotTaken(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  await page.click('#volumes button[data-show-snapshots=web1]');
+  t.equal(await page.locator('#snap-volume').inputValue(), 'web1', 'the table\'s button picks the volume');
+  await page.locator('#snapshots').filter({ hasText: 'web1 has no snapshots yet' }).waitFor();
+  t.equal(await page.locator('#snap-list-cli').textContent(), 'plinth snapshot ls web1');
+  await page.fill('#snap-name', 's1');
+  t.equal(await page.locator('#snap-create-cli').textContent(), 'plinth snapshot create web1 s1');
+  t.equal(await page.locator('#snap-create-rest').textContent(), 'POST /v1/volumes/web1/snapshots {"name":"s1"}');
+  await page.click('#snap-create-button');
+  await expectSnapshotStatus(page, 'Created snapshot web1@s1');
+  const row = page.locator('#snapshots tr[data-snapshot=s1]');
+  await row.waitFor();
+  t.match(await row.locator('.size').textContent(), /512 MiB/, 'the size it was taken at');
+  t.same((await row.locator('.holders').textContent())?.split(', ').sort(), ['n1', 'n2', 'n3'], 'held by every in-sync replica');
+  t.match(await page.locator('#volumes tr[data-volume=web1] .snapshot-count').textContent(), /^1 /, 'the volume table counts it');
+  t.same((await snapshotsOf(n1, 'web1')).map((snapshot) => snapshot.name), ['s1'], 'the API lists it');
   await saveScreenshot(t, page);
 }
 
-async function detachThenDelete(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+async function snapshotCloned(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  t.equal(await page.locator('#snap-target').inputValue(), 's1');
+  await page.fill('#clone-name', 'web1-copy');
+  t.equal(await page.locator('#clone-cli').textContent(), 'plinth volume clone web1@s1 web1-copy');
+  t.equal(await page.locator('#clone-rest').textContent(), 'POST /v1/volumes/web1/snapshots/s1/clone {"name":"web1-copy"}');
+  await page.click('#clone-button');
+  await expectSnapshotStatus(page, 'Cloned web1@s1 to volume web1-copy');
+  t.equal((await volumeOf(n1, 'web1-copy'))?.sizeBytes, 512 * MIB, 'the clone exists with the snapshot\'s size');
+  await page.locator('#volumes tr[data-volume=web1-copy]').waitFor();
+  t.ok(await page.locator('#revert-button').isDisabled(), 'revert is not offered for an attached volume');
+  t.match(await page.locator('#revert-hint').textContent(), /Attached to n2: detach it to revert/);
+}
+
+async function scheduleSetAndCleared(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  await page.fill('#schedule-every', 'soon');
+  await page.click('#schedule-set-button');
+  await expectSnapshotStatus(page, 'is not a duration');
+  await page.fill('#schedule-every', '2h');
+  await page.fill('#schedule-keep', '12');
+  t.equal(await page.locator('#schedule-set-cli').textContent(), 'plinth snapshot schedule web1 --every 2h --keep 12');
+  t.equal(await page.locator('#schedule-set-rest').textContent(), 'PUT /v1/volumes/web1/snapshot-schedule {"everyMs":7200000,"keep":12}');
+  await page.click('#schedule-set-button');
+  await expectSnapshotStatus(page, 'Set the snapshot schedule of web1');
+  t.same((await n1.api('GET', '/v1/volumes/web1/snapshot-schedule')).body, { volume: 'web1', schedule: { everyMs: 7_200_000, keep: 12 } });
+  await page.locator('#snapshots .schedule').filter({ hasText: 'every 2h, keeping the newest 12' }).waitFor();
+  t.equal(await page.locator('#schedule-clear-cli').textContent(), 'plinth snapshot schedule web1 --off');
+  await page.click('#schedule-clear-button');
+  await expectSnapshotStatus(page, 'Turned off the snapshot schedule of web1');
+  t.same((await n1.api('GET', '/v1/volumes/web1/snapshot-schedule')).body, { volume: 'web1', schedule: null });
+  await page.locator('#snapshots .schedule').filter({ hasText: 'Retention schedule: none' }).waitFor();
+}
+
+async function groupSnapshot(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  await page.fill('#group-name', 'g1');
+  await page.check('#group-volumes input[value=web1]');
+  await page.check('#group-volumes input[value=web1-copy]');
+  t.equal(await page.locator('#group-cli').textContent(), 'plinth snapshot create-group g1 web1,web1-copy');
+  t.equal(await page.locator('#group-rest').textContent(), 'POST /v1/snapshot-groups {"name":"g1","volumes":["web1","web1-copy"]}');
+  await page.click('#group-button');
+  await expectSnapshotStatus(page, 'Created group snapshot g1 of web1, web1-copy');
+  const [original, copy] = [await snapshotsOf(n1, 'web1'), await snapshotsOf(n1, 'web1-copy')];
+  const groupId = original.find((snapshot) => snapshot.name === 'g1')?.groupId;
+  t.ok(groupId, 'web1 has g1 with a group id');
+  t.equal(copy.find((snapshot) => snapshot.name === 'g1')?.groupId, groupId, 'the clone has g1 in the same group');
+  await page.locator('#snapshots tr[data-snapshot=g1] .group').filter({ hasText: groupId ?? 'missing' }).waitFor();
+}
+
+async function detach(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  await page.selectOption('#target-volume', 'web1');
   t.equal(await page.locator('#detach-cli').textContent(), 'plinth volume detach web1');
   await page.click('#detach-button');
   await expectStatus(page, 'Detached volume web1');
   t.equal((await volumeOf(n1, 'web1'))?.attachedTo, null);
+}
 
+/**
+ * Revert is offered once the page sees the volume detached; the volume is
+ * attached behind the page's back while the confirmation is open, so the
+ * daemon refuses and its message must show.
+ */
+async function revertRefusedThenDone(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  await page.locator('#revert-button:enabled').waitFor();
+  t.equal(await page.locator('#revert-cli').textContent(), 'plinth volume revert web1 s1');
+  t.equal(await page.locator('#revert-rest').textContent(), 'POST /v1/volumes/web1/snapshots/s1/revert');
+  await page.click('#revert-button');
+  t.equal(await page.locator('#confirm-revert-snapshot').textContent(), 's1', 'the dialog names the snapshot');
+  const attached = await n1.api('POST', '/v1/volumes/web1/attach', { node: 'n1' });
+  t.equal(attached.status, 200, 'attached through the API meanwhile');
+  await page.click('#confirm-revert-button');
+  await expectSnapshotStatus(page, 'VOLUME_ATTACHED');
+  t.match(await page.locator('#snapshot-status').getAttribute('class'), /status-error/);
+  t.match(await page.locator('#snapshot-status').textContent(), /detach it before reverting/, 'the daemon\'s own message');
+  await page.locator('#revert-hint').filter({ hasText: 'Attached to n1' }).waitFor();
+
+  t.equal((await n1.api('POST', '/v1/volumes/web1/detach', {})).status, 200);
+  await page.locator('#revert-button:enabled').waitFor();
+  await page.click('#revert-button');
+  await page.click('#confirm-revert-button');
+  await expectSnapshotStatus(page, 'Reverted volume web1 to s1');
+}
+
+async function snapshotDeleted(t: Test, { page, n1 }: DashboardSession): Promise<void> {
+  t.equal(await page.locator('#snap-delete-cli').textContent(), 'plinth snapshot rm web1 s1');
+  t.equal(await page.locator('#snap-delete-rest').textContent(), 'DELETE /v1/volumes/web1/snapshots/s1');
+  await page.click('#snap-delete-button');
+  await page.click('#confirm-snapshot-delete button[value=cancel]');
+  t.same((await snapshotsOf(n1, 'web1')).map((snapshot) => snapshot.name), ['s1', 'g1'], 'cancel keeps the snapshot');
+  await page.click('#snap-delete-button');
+  t.equal(await page.locator('#confirm-snapshot-delete-name').textContent(), 'web1@s1');
+  await page.click('#confirm-snapshot-delete-button');
+  await expectSnapshotStatus(page, 'Deleted snapshot web1@s1');
+  t.same((await snapshotsOf(n1, 'web1')).map((snapshot) => snapshot.name), ['g1'], 'gone from the API');
+  await page.locator('#snapshots tr[data-snapshot=s1]').waitFor({ state: 'detached' });
+  t.ok(await volumeOf(n1, 'web1-copy'), 'the clone outlives the snapshot');
+}
+
+async function deleteVolume(t: Test, { page, n1 }: DashboardSession): Promise<void> {
   t.equal(await page.locator('#delete-rest').textContent(), 'DELETE /v1/volumes/web1');
   await page.click('#delete-button');
   await page.click('#confirm-delete button[value=cancel]');

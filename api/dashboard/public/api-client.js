@@ -8,6 +8,8 @@
  * @typedef {import('../../../daemon/control-plane.js').ClusterView} ClusterView
  * @typedef {import('../../../daemon/control-plane.js').NodeView} NodeView
  * @typedef {import('../../../daemon/control-plane.js').VolumeView} VolumeView
+ * @typedef {import('../../../daemon/control-plane.js').SnapshotView} SnapshotView
+ * @typedef {{ everyMs: number, keep: number }} SnapshotSchedule
  * @typedef {{ method: string, path: string, body?: Record<string, unknown> }} RestCall
  */
 
@@ -83,6 +85,18 @@ export class PlinthApi {
   async volumes() {
     const answer = /** @type {{ volumes: VolumeView[] }} */ (await this.send({ method: 'GET', path: '/v1/volumes' }));
     return answer.volumes;
+  }
+
+  /** A volume's snapshots, oldest first (issue 8). @param {string} volume @returns {Promise<SnapshotView[]>} */
+  async snapshots(volume) {
+    const answer = /** @type {{ snapshots: SnapshotView[] }} */ (await this.send({ method: 'GET', path: `/v1/volumes/${encodeURIComponent(volume)}/snapshots` }));
+    return answer.snapshots;
+  }
+
+  /** The volume's retention schedule, null when it has none. @param {string} volume @returns {Promise<SnapshotSchedule | null>} */
+  async snapshotSchedule(volume) {
+    const answer = /** @type {{ schedule: SnapshotSchedule | null }} */ (await this.send({ method: 'GET', path: `/v1/volumes/${encodeURIComponent(volume)}/snapshot-schedule` }));
+    return answer.schedule;
   }
 }
 

@@ -5,6 +5,7 @@ import { Refresher } from './refresher.js';
 import { renderCluster } from './render-cluster.js';
 import { renderNodes } from './render-nodes.js';
 import { renderVolumes } from './render-volumes.js';
+import { SnapshotForms } from './snapshot-forms.js';
 import { forgetToken, loadToken, saveToken } from './token-store.js';
 import { VolumeForms } from './volume-forms.js';
 
@@ -17,6 +18,7 @@ const REFRESH_INTERVAL_MS = 2000;
 const api = new PlinthApi(loadToken);
 const refresher = new Refresher(REFRESH_INTERVAL_MS, refresh);
 const forms = new VolumeForms(api, () => refresher.refreshNow());
+const snapshotForms = new SnapshotForms(api, () => refresher.refreshNow());
 
 const loginSection = byId('login');
 const dashboard = byId('dashboard');
@@ -70,7 +72,7 @@ function showDashboard() {
   refresher.start();
 }
 
-/** One refresh: the three views in parallel, then render only what changed. */
+/** One refresh: the three views in parallel, render only what changed, then the chosen volume's snapshots. */
 async function refresh() {
   try {
     const [cluster, nodes, volumes] = await Promise.all([api.cluster(), api.nodes(), api.volumes()]);
@@ -80,6 +82,7 @@ async function refresh() {
     renderIfChanged(byId('nodes'), nodes, renderNodes);
     renderIfChanged(byId('volumes'), volumes, renderVolumes);
     forms.updateChoices(volumes, nodes);
+    await snapshotForms.update(volumes);
     byId('refresh-state').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {

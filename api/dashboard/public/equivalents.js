@@ -4,6 +4,7 @@
  * same (issue 6: "each action shows its CLI and REST equivalent"). The page
  * sends exactly the RestCall shown, so what is displayed is what happens.
  * CLI forms follow api/cli/commands/volume.ts; REST forms docs/api.md.
+ * Snapshot forms follow docs/snapshots.md.
  * Pure functions: test/unit/api/dashboard-equivalents.test.ts runs every
  * CLI line through the real CLI parser.
  *
@@ -63,6 +64,85 @@ export function deleteEquivalent(name) {
   return {
     cli: `plinth volume rm ${shellWord(name)}`,
     rest: { method: 'DELETE', path: volumePath(name) },
+  };
+}
+
+/** @param {string} volume @param {string} snapshot */
+function snapshotPath(volume, snapshot) {
+  return `${volumePath(volume)}/snapshots/${encodeURIComponent(snapshot)}`;
+}
+
+// Snapshots (issue 8; docs/snapshots.md). CLI forms follow
+// api/cli/commands/snapshot-commands.ts and snapshot-schedule.ts.
+
+/** @param {string} volume @returns {Equivalent} */
+export function listSnapshotsEquivalent(volume) {
+  return {
+    cli: `plinth snapshot ls ${shellWord(volume)}`,
+    rest: { method: 'GET', path: `${volumePath(volume)}/snapshots` },
+  };
+}
+
+/** @param {string} volume @param {string} snapshot @returns {Equivalent} */
+export function createSnapshotEquivalent(volume, snapshot) {
+  return {
+    cli: `plinth snapshot create ${shellWord(volume)} ${shellWord(snapshot)}`,
+    rest: { method: 'POST', path: `${volumePath(volume)}/snapshots`, body: { name: snapshot } },
+  };
+}
+
+/** @param {string} volume @param {string} snapshot @returns {Equivalent} */
+export function deleteSnapshotEquivalent(volume, snapshot) {
+  return {
+    cli: `plinth snapshot rm ${shellWord(volume)} ${shellWord(snapshot)}`,
+    rest: { method: 'DELETE', path: snapshotPath(volume, snapshot) },
+  };
+}
+
+/** The CLI names the source as one word, SOURCE@SNAPSHOT. @param {string} volume @param {string} snapshot @param {string} cloneName @returns {Equivalent} */
+export function cloneEquivalent(volume, snapshot, cloneName) {
+  return {
+    cli: `plinth volume clone ${shellWord(`${volume}@${snapshot}`)} ${shellWord(cloneName)}`,
+    rest: { method: 'POST', path: `${snapshotPath(volume, snapshot)}/clone`, body: { name: cloneName } },
+  };
+}
+
+/** Refused with VOLUME_ATTACHED unless the volume is detached. @param {string} volume @param {string} snapshot @returns {Equivalent} */
+export function revertEquivalent(volume, snapshot) {
+  return {
+    cli: `plinth volume revert ${shellWord(volume)} ${shellWord(snapshot)}`,
+    rest: { method: 'POST', path: `${snapshotPath(volume, snapshot)}/revert` },
+  };
+}
+
+/**
+ * One snapshot across volumes; the CLI takes them comma-separated.
+ * @param {string} snapshot @param {string[]} volumes @returns {Equivalent}
+ */
+export function groupSnapshotEquivalent(snapshot, volumes) {
+  return {
+    cli: `plinth snapshot create-group ${shellWord(snapshot)} ${shellWord(volumes.join(',') || 'VOLUME,VOLUME')}`,
+    rest: { method: 'POST', path: '/v1/snapshot-groups', body: { name: snapshot, volumes } },
+  };
+}
+
+/**
+ * The CLI takes the interval as a duration ("1h"); REST takes milliseconds,
+ * which the caller has parsed with durationMs (format.js).
+ * @param {string} volume @param {{ every: string, everyMs: number, keep: number }} schedule @returns {Equivalent}
+ */
+export function scheduleEquivalent(volume, { every, everyMs, keep }) {
+  return {
+    cli: `plinth snapshot schedule ${shellWord(volume)} --every ${shellWord(every)} --keep ${keep}`,
+    rest: { method: 'PUT', path: `${volumePath(volume)}/snapshot-schedule`, body: { everyMs, keep } },
+  };
+}
+
+/** Existing auto snapshots stay. @param {string} volume @returns {Equivalent} */
+export function clearScheduleEquivalent(volume) {
+  return {
+    cli: `plinth snapshot schedule ${shellWord(volume)} --off`,
+    rest: { method: 'DELETE', path: `${volumePath(volume)}/snapshot-schedule` },
   };
 }
 

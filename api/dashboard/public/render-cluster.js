@@ -40,7 +40,7 @@ export function renderCluster(snapshot) {
     fact('Leader', cluster.leaderId ?? 'none (election in progress)'),
     fact('Health', badge(health.state), health.reasons.length === 0 ? '' : ` ${health.reasons.join(', ')}`),
     fact('Nodes', `${up} up of ${cluster.nodeCount}`),
-    fact('Volumes', String(cluster.volumeCount)),
+    fact('Volumes', String(cluster.volumeCount), receivingNote(snapshot.volumes)),
     fact(
       'Capacity',
       el('meter', { attrs: { min: '0', max: String(cluster.capacityBytes), value: String(cluster.usedBytes), high: String(cluster.capacityBytes * 0.85) } }),
@@ -48,6 +48,12 @@ export function renderCluster(snapshot) {
     ),
     fact('Version', cluster.version),
   ];
+}
+
+/** A volume still being received is neither healthy nor failing: it is said apart. @param {VolumeView[]} volumes */
+function receivingNote(volumes) {
+  const receiving = volumes.filter((volume) => volume.state === 'receiving').length;
+  return receiving === 0 ? '' : ` (${receiving} receiving)`;
 }
 
 /** @param {string} label @param {...(Node | string)} value */

@@ -11,7 +11,7 @@ import { formatBytes, percentOf } from './format.js';
  * @typedef {import('../../../daemon/control-plane.js').ReplicaView} ReplicaView
  */
 
-const COLUMNS = ['Name', 'Size', 'Health', 'Replicas', 'Attached to', 'Used', 'Connections'];
+const COLUMNS = ['Name', 'Size', 'Health', 'Replicas', 'Attached to', 'Used', 'Connections', 'Snapshots'];
 
 /** @param {VolumeView[]} volumes @returns {Node[]} */
 export function renderVolumes(volumes) {
@@ -35,6 +35,10 @@ function renderVolumeRow(volume) {
     el('td', { className: 'attached', text: volume.attachedTo ?? '—' }),
     el('td', { text: formatBytes(volume.allocatedBytes) }),
     el('td', { text: String(volume.connections) }),
+    el('td', { className: 'snapshot-count' }, [
+      `${volume.snapshots?.length ?? 0} `,
+      el('button', { className: 'secondary small', text: 'Snapshots', attrs: { type: 'button', 'data-show-snapshots': volume.name } }),
+    ]),
   ]);
 }
 

@@ -1,9 +1,9 @@
 // @ts-check
-import { ApiError } from './api-client.js';
 import { typedById } from './dom.js';
 import {
-  attachEquivalent, createEquivalent, deleteEquivalent, describeRest, detachEquivalent, resizeEquivalent,
+  attachEquivalent, createEquivalent, deleteEquivalent, detachEquivalent, resizeEquivalent,
 } from './equivalents.js';
+import { replaceOptions, sendAction, showEquivalent, volumeChoiceLabel } from './form-helpers.js';
 
 /**
  * The action forms: create, and grow / attach / detach / delete of a chosen
@@ -50,10 +50,7 @@ export class VolumeForms {
    * @param {VolumeView[]} volumes @param {NodeView[]} nodes
    */
   updateChoices(volumes, nodes) {
-    replaceOptions(this.#targetVolume, volumes.map((volume) => ({
-      value: volume.name,
-      label: `${volume.name} (${volume.attachedTo === null ? 'detached' : `on ${volume.attachedTo}`})`,
-    })));
+    replaceOptions(this.#targetVolume, volumes.map((volume) => ({ value: volume.name, label: volumeChoiceLabel(volume) })));
     replaceOptions(this.#attachNode, nodes.map((node) => ({ value: node.id, label: node.state === 'up' ? node.id : `${node.id} (down)` })));
     const noVolume = volumes.length === 0;
     for (const id of ['grow-button', 'attach-button', 'detach-button', 'delete-button']) typedById(id, HTMLButtonElement).disabled = noVolume;
@@ -112,22 +109,8 @@ export class VolumeForms {
    * @param {(name: string) => string} success
    */
   async #run(action, success) {
-    this.#setStatus('Working…', 'pending');
-    try {
-      await this.#api.send(action.call.rest);
-      this.#setStatus(success(action.name), 'ok');
-    } catch (err) {
-      // API refusals show the daemon's own message (e.g. VOLUME_EXISTS: volume "db" already exists).
-      const message = err instanceof ApiError ? `${err.code}: ${err.message}` : `unexpected failure: ${String(err)}`;
-      this.#setStatus(message, 'error');
-    }
+    await sendAction(this.#api, this.#status, action, success);
     await this.#afterChange();
-  }
-
-  /** @param {string} text @param {'ok' | 'error' | 'pending'} kind */
-  #setStatus(text, kind) {
-    this.#status.textContent = text;
-    this.#status.className = `status status-${kind}`;
   }
 }
 
@@ -135,22 +118,4 @@ export class VolumeForms {
 function sizeFrom(valueId, unitId) {
   const value = typedById(valueId, HTMLInputElement).value.trim();
   return value === '' ? 'SIZE' : `${value}${typedById(unitId, HTMLSelectElement).value}`;
-}
-
-/** @param {string} action @param {Equivalent} equivalent */
-function showEquivalent(action, equivalent) {
-  typedById(`${action}-cli`, HTMLElement).textContent = equivalent.cli;
-  typedById(`${action}-rest`, HTMLElement).textContent = describeRest(equivalent.rest);
-}
-
-/**
- * Rewrites a select's options only when they changed, keeping the selection.
- * @param {HTMLSelectElement} select @param {{ value: string, label: string }[]} choices
- */
-function replaceOptions(select, choices) {
-  const current = Array.from(select.options, (option) => `${option.value}\u0000${option.label}`).join('\n');
-  if (current === choices.map((choice) => `${choice.value}\u0000${choice.label}`).join('\n')) return;
-  const selected = select.value;
-  select.replaceChildren(...choices.map((choice) => new Option(choice.label, choice.value)));
-  if (choices.some((choice) => choice.value === selected)) select.value = selected;
 }

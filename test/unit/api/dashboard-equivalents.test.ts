@@ -1,7 +1,15 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
+import { buildApiApp } from '../../../api/build-api-app.js';
 import { findCommand } from '../../../api/cli/command-table.js';
 import { parseCommandLine } from '../../../api/cli/parse-args.js';
-import { AUTH_HEADERS, buildTestApp } from './api-fixture.js';
+import type { SendReceiveServices } from '../../../api/routes/send-receive-routes.js';
+import { PlinthError } from '../../../common/plinth-error.js';
+import type { SnapshotGroupView, SnapshotView, VolumeView } from '../../../daemon/control-plane.js';
+import type { SnapshotSchedule } from '../../../daemon/state/snapshot-schedule-commands.js';
+import { FakeControlPlane } from '../../helpers/fake-control-plane.js';
+import { AUTH_HEADERS, buildTestApp, TEST_TOKEN } from './api-fixture.js';
 
 /**
  * The dashboard shows each action's CLI and REST equivalent
@@ -26,6 +34,14 @@ interface EquivalentsModule {
   attachEquivalent(name: string, nodeId: string): Equivalent;
   detachEquivalent(name: string): Equivalent;
   deleteEquivalent(name: string): Equivalent;
+  listSnapshotsEquivalent(volume: string): Equivalent;
+  createSnapshotEquivalent(volume: string, snapshot: string): Equivalent;
+  deleteSnapshotEquivalent(volume: string, snapshot: string): Equivalent;
+  cloneEquivalent(volume: string, snapshot: string, cloneName: string): Equivalent;
+  revertEquivalent(volume: string, snapshot: string): Equivalent;
+  groupSnapshotEquivalent(snapshot: string, volumes: string[]): Equivalent;
+  scheduleEquivalent(volume: string, schedule: { every: string; everyMs: number; keep: number }): Equivalent;
+  clearScheduleEquivalent(volume: string): Equivalent;
   describeRest(rest: RestCall): string;
   shellWord(word: string): string;
 }
@@ -44,7 +60,7 @@ interface ExpectedCommand {
   readonly noun: string;
   readonly verb: string;
   readonly args: readonly string[];
-  readonly options: Readonly<Record<string, string>>;
+  readonly options: Readonly<Record<string, string | boolean>>;
 }
 
 function checkCliLine(t: Test, line: string, expected: ExpectedCommand): void {
@@ -114,4 +130,143 @@ t.test('describeRest and shellWord', async (t) => {
   t.equal(eq.shellWord("it's here"), "'it'\\''s here'");
   t.equal(eq.shellWord(''), "''");
   t.equal(eq.resizeEquivalent('a b', '1GiB').rest.path, '/v1/volumes/a%20b', 'names are URL-encoded in paths');
+});
+
+t.test('every snapshot CLI equivalent is a command the CLI accepts (issue 8)', async (t) => {
+  const eq = await loadEquivalents();
+  checkCliLine(t, eq.listSnapshotsEquivalent('db1').cli, { noun: 'snapshot', verb: 'ls', args: ['db1'], options: {} });
+  checkCliLine(t, eq.createSnapshotEquivalent('db1', 's1').cli, { noun: 'snapshot', verb: 'create', args: ['db1', 's1'], options: {} });
+  checkCliLine(t, eq.deleteSnapshotEquivalent('db1', 's1').cli, { noun: 'snapshot', verb: 'rm', args: ['db1', 's1'], options: {} });
+  checkCliLine(t, eq.cloneEquivalent('db1', 's1', 'db1-copy').cli, { noun: 'volume', verb: 'clone', args: ['db1@s1', 'db1-copy'], options: {} });
+  checkCliLine(t, eq.revertEquivalent('db1', 's1').cli, { noun: 'volume', verb: 'revert', args: ['db1', 's1'], options: {} });
+  checkCliLine(t, eq.groupSnapshotEquivalent('nightly', ['db1', 'wal1']).cli, { noun: 'snapshot', verb: 'create-group', args: ['nightly', 'db1,wal1'], options: {} });
+  const schedule = eq.scheduleEquivalent('db1', { every: '1h30m', everyMs: 5_400_000, keep: 24 });
+  checkCliLine(t, schedule.cli, { noun: 'snapshot', verb: 'schedule', args: ['db1'], options: { every: '1h30m', keep: '24' } });
+  checkCliLine(t, eq.clearScheduleEquivalent('db1').cli, { noun: 'snapshot', verb: 'schedule', args: ['db1'], options: { off: true } });
+  t.equal(eq.cloneEquivalent('db1', 's1', 'db1-copy').cli, 'plinth volume clone db1@s1 db1-copy');
+  t.equal(eq.describeRest(schedule.rest), 'PUT /v1/volumes/db1/snapshot-schedule {"everyMs":5400000,"keep":24}');
+  t.equal(eq.revertEquivalent('a b', 's 1').rest.path, '/v1/volumes/a%20b/snapshots/s%201/revert', 'both names URL-encoded');
+});
+
+/** Snapshots in memory, as the snapshot route tests keep them (test/unit/api/snapshot-routes.test.ts). */
+class SnapshotControlPlane extends FakeControlPlane {
+  readonly snapshotsByVolume = new Map<string, SnapshotView[]>();
+
+  async listSnapshots(volume: string): Promise<SnapshotView[]> {
+    await this.getVolume(volume);
+    return this.snapshotsByVolume.get(volume) ?? [];
+  }
+
+  async createSnapshot(volume: string, snapshot: string, groupId?: string): Promise<SnapshotView> {
+    const view = await this.getVolume(volume);
+    const list = this.snapshotsByVolume.get(volume) ?? [];
+    if (list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_EXISTS', `volume ${volume} already has a snapshot ${snapshot}`);
+    const created: SnapshotView = {
+      id: `snap-${list.length + 1}`, name: snapshot, volume, createdAt: new Date(0).toISOString(), sizeBytes: view.sizeBytes,
+      generation: view.generation, holders: view.replicas.map((replica) => replica.nodeId), space: null, ...(groupId === undefined ? {} : { groupId }),
+    };
+    this.snapshotsByVolume.set(volume, [...list, created]);
+    return created;
+  }
+
+  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    const list = await this.listSnapshots(volume);
+    if (!list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
+    this.snapshotsByVolume.set(volume, list.filter((item) => item.name !== snapshot));
+  }
+
+  async cloneVolume(volume: string, snapshot: string, cloneName: string): Promise<VolumeView> {
+    const source = (await this.listSnapshots(volume)).find((item) => item.name === snapshot);
+    if (source === undefined) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
+    return this.createVolume({ name: cloneName, sizeBytes: source.sizeBytes });
+  }
+
+  async revertVolume(volume: string): Promise<VolumeView> {
+    const view = await this.getVolume(volume);
+    if (view.attachedTo !== null) throw new PlinthError('VOLUME_ATTACHED', `volume ${volume} is attached to node ${view.attachedTo}; detach it before reverting`);
+    return view;
+  }
+
+  async createSnapshotGroup(name: string, volumes: readonly string[]): Promise<SnapshotGroupView> {
+    const snapshots: SnapshotView[] = [];
+    for (const volume of volumes) snapshots.push(await this.createSnapshot(volume, name, 'group-1'));
+    return { groupId: 'group-1', name, snapshots };
+  }
+}
+
+function notServed(): never {
+  throw new PlinthError('NOT_SUPPORTED', 'send/receive is not part of this test');
+}
+
+/** Real routes, with schedules kept in a map (the retention service's get/set contract). */
+function scheduleServices(control: FakeControlPlane): SendReceiveServices {
+  const schedules = new Map<string, SnapshotSchedule>();
+  return {
+    send: { open: async () => notServed() },
+    receive: { receive: async () => notServed(), status: async () => notServed(), abort: async () => notServed() },
+    schedules: {
+      get: async (volume) => {
+        await control.getVolume(volume);
+        return { volume, schedule: schedules.get(volume) ?? null };
+      },
+      set: async (volume, schedule) => {
+        await control.getVolume(volume);
+        if (schedule === null) schedules.delete(volume);
+        else schedules.set(volume, schedule);
+        return { volume, schedule };
+      },
+    },
+  };
+}
+
+t.test('every snapshot REST equivalent is accepted by the real routes (issue 8)', async (t) => {
+  const eq = await loadEquivalents();
+  const control = new SnapshotControlPlane();
+  const app = await buildApiApp(
+    { token: TEST_TOKEN, version: '0.1.0-test', logger: pino({ level: 'silent' }) },
+    { control, metrics: new Registry(), sendReceive: scheduleServices(control) },
+  );
+  t.teardown(() => app.close());
+  const send = async (rest: RestCall) => app.inject({
+    method: rest.method as 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: rest.path,
+    headers: AUTH_HEADERS,
+    ...(rest.body === undefined ? {} : { payload: rest.body }),
+  });
+  await send(eq.createEquivalent({ name: 'db1', size: '1GiB' }).rest);
+  await send(eq.createEquivalent({ name: 'wal1', size: '1GiB' }).rest);
+
+  const taken = await send(eq.createSnapshotEquivalent('db1', 's1').rest);
+  t.equal(taken.statusCode, 201, taken.body);
+  t.match(taken.json(), { name: 's1', volume: 'db1' });
+  const listed = await send(eq.listSnapshotsEquivalent('db1').rest);
+  t.equal(listed.statusCode, 200, listed.body);
+  t.match(listed.json(), { snapshots: [{ name: 's1' }] });
+
+  const cloned = await send(eq.cloneEquivalent('db1', 's1', 'db1-copy').rest);
+  t.equal(cloned.statusCode, 201, cloned.body);
+  t.match(cloned.json(), { name: 'db1-copy', sizeBytes: 1024 ** 3 });
+
+  const reverted = await send(eq.revertEquivalent('db1', 's1').rest);
+  t.equal(reverted.statusCode, 200, `a detached volume reverts: ${reverted.body}`);
+  await send(eq.attachEquivalent('db1', 'node-2').rest);
+  const refused = await send(eq.revertEquivalent('db1', 's1').rest);
+  t.equal(refused.statusCode, 409, refused.body);
+  t.match(refused.json(), { error: { code: 'VOLUME_ATTACHED' } });
+
+  const group = await send(eq.groupSnapshotEquivalent('nightly', ['db1', 'wal1']).rest);
+  t.equal(group.statusCode, 201, group.body);
+  t.match(group.json(), { name: 'nightly', snapshots: [{ volume: 'db1' }, { volume: 'wal1' }] });
+
+  const scheduled = await send(eq.scheduleEquivalent('db1', { every: '1h', everyMs: 3_600_000, keep: 24 }).rest);
+  t.equal(scheduled.statusCode, 200, scheduled.body);
+  t.same(scheduled.json(), { volume: 'db1', schedule: { everyMs: 3_600_000, keep: 24 } });
+  const tooOften = await send(eq.scheduleEquivalent('db1', { every: '10s', everyMs: 10_000, keep: 24 }).rest);
+  t.equal(tooOften.statusCode, 400, 'the route\'s own bounds apply to what the page sends');
+  const cleared = await send(eq.clearScheduleEquivalent('db1').rest);
+  t.same(cleared.json(), { volume: 'db1', schedule: null });
+
+  const deleted = await send(eq.deleteSnapshotEquivalent('db1', 's1').rest);
+  t.equal(deleted.statusCode, 204, deleted.body);
+  t.match((await send(eq.listSnapshotsEquivalent('db1').rest)).json(), { snapshots: [{ name: 'nightly', groupId: 'group-1' }] });
 });
