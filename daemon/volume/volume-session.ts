@@ -11,6 +11,7 @@ import type { DataPlaneCluster, VolumePlacement } from './data-plane-cluster.js'
 import { activeByteRegions, type DirtyQuestion, dirtyByteRegions, reconcileInFlightRegions, type ResyncOutcome, type ResyncReplica } from './failover-resync.js';
 import { currentDataNodeIds, noCurrentReplicaError } from '../state/data-generations.js';
 import { LocalReplica } from './local-replica.js';
+import { reportUnlessRemoved } from './replica-failure-report.js';
 
 /**
  * A volume attached to this node: the committed generation, one device per
@@ -132,7 +133,10 @@ export class VolumeSession {
     const resync = await reconcileInFlightRegions(candidates, { sizeBytes: placement.sizeBytes }, { logger });
     if (resync.sourceId === null) throw noCurrentReplicaError(placement.name, placement.replicas, 'none reachable');
     const identical = new Set(resync.identical);
-    const markerOf = (nodeId: string): Promise<number> => currentMarker(dirtyQuestion(placement.volumeId, replicas.find((replica) => replica.nodeId === nodeId)?.device, modules.service));
+    // The session's live devices: replicas added later (a locality move, a replacement) get markers too, and a
+    // removed one has none. Async, so a replica without a device is a refused fetch, never a thrown flush.
+    const devices = new Map(replicas.map((replica) => [replica.nodeId, replica.device]));
+    const markerOf = async (nodeId: string): Promise<number> => currentMarker(dirtyQuestion(placement.volumeId, devices.get(nodeId), modules.service));
     const resyncMarkers = await initialMarkers([...identical], markerOf, logger);
     // Invariant 2: every in-sync replica that will not receive writes leaves the set before the first write.
     for (const nodeId of inSync) {
@@ -140,6 +144,10 @@ export class VolumeSession {
       logger.warn({ replica: nodeId, generation: placement.generation }, 'in-sync replica unreachable at attach: committing it faulted');
       await cluster.faultReplica(placement.name, nodeId, placement.generation, resyncMarkers);
     }
+    const reportFailure = reportUnlessRemoved(placement.name, (replicaId, markers) => cluster.faultReplica(placement.name, replicaId, placement.generation, markers), {
+      cluster,
+      logger,
+    });
     const specs: ReplicaSpec[] = replicas.map((replica) => ({
       id: replica.nodeId,
       nodeId: replica.nodeId,
@@ -151,13 +159,12 @@ export class VolumeSession {
       { volumeId: placement.volumeId, sizeBytes: placement.sizeBytes, resyncMarkers },
       {
         replicas: specs,
-        reportReplicaFailure: (replicaId, _error, markers) => cluster.faultReplica(placement.name, replicaId, placement.generation, markers),
+        reportReplicaFailure: (replicaId, _error, markers) => reportFailure(replicaId, markers),
         fetchDirtyMarker: markerOf,
         markInSync: (replicaId) => cluster.markInSync(placement.name, replicaId, placement.generation),
         logger,
       },
     );
-    const devices = new Map(replicas.map((replica) => [replica.nodeId, replica.device]));
     logger.info({ generation: placement.generation, source: resync.sourceId, inSync: [...identical] }, 'volume session serving');
     return new VolumeSession(placement, { volume, devices, openReplica, cluster, service: modules.service, resync, logger });
   }
@@ -251,7 +258,11 @@ export class VolumeSession {
     this.#logger.info({ replica: nodeId, reachable: replica.reachable }, 'replica added to the volume; it will be rebuilt in full');
   }
 
-  /** Forget a replica whose replica.remove the caller committed (a lost one that was replaced). */
+  /**
+   * Forget a replica whose replica.remove the caller committed (a lost one that was replaced, or one a
+   * drain or locality move retired). A request still travelling to it fails on the closed link without
+   * a fault report: its removal is committed already (replica-failure-report.ts).
+   */
   removeReplica(nodeId: string): void {
     const device = this.#devices.get(nodeId);
     if (device === undefined) return;

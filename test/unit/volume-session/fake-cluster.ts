@@ -73,6 +73,10 @@ export class FakeCluster implements DataPlaneCluster {
     if (generation !== this.placement.generation) {
       throw new PlinthError('FENCED', `generation ${generation} is stale`, { generation });
     }
+    // As daemon/state/replica-commands.ts: a replica that is not (any more) part of the volume is refused.
+    if (!this.placement.replicas.some((replica) => replica.nodeId === nodeId)) {
+      throw new PlinthError('INVALID_ARGUMENT', `volume ${name} has no replica on node ${nodeId}`, { name, nodeId });
+    }
     const replicas: PlacedReplica[] = this.placement.replicas.map((replica) => (replica.nodeId === nodeId ? { nodeId, state } : replica));
     this.placement = { ...this.placement, replicas };
     this.committed.push(`${state} ${nodeId} g${generation}`);
