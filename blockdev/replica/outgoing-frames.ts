@@ -21,11 +21,16 @@
  * bench); on loopback almost every flush completes at once, so one slab
  * per link now serves for good. A chunk appended as is (a large payload)
  * must stay unchanged until it was sent, as before.
+ *
+ * NBD replies use the same batching (perf round 2 of issues 4/5): copy()
+ * takes a small reply into the slab (the caller may reuse its buffer at
+ * once), append() with `afterWrite` queues a large READ reply as is and
+ * reports when the socket wrote it, so its pooled buffer can be recycled.
  */
 
 /** What this needs of a net.Socket. */
 export interface FrameSink {
-  write(chunk: Buffer): boolean;
+  write(chunk: Buffer, callback?: (error?: Error | null) => void): boolean;
   cork(): void;
   uncork(): void;
   /** Bytes written and not yet handed to the OS (net.Socket); without it the slab is never reused. */
@@ -54,6 +59,8 @@ export class OutgoingFrames {
   #used = 0;
   /** Segments to send before the slab's [start, used): earlier slab pieces and appended chunks, in order. */
   #queued: Buffer[] = [];
+  /** Callbacks of appended chunks (rare: large NBD READ replies), run once the socket wrote them. */
+  #afterWrite: Map<Buffer, () => void> | undefined;
   #scheduled = false;
   #discarded = false;
 
@@ -83,10 +90,21 @@ export class OutgoingFrames {
     return at;
   }
 
-  /** Send `chunk` as is after everything reserved so far (a large payload, not copied). */
-  append(chunk: Buffer): void {
+  /** Copy `bytes` into this turn's batch: the caller may reuse its buffer as soon as this returns. */
+  copy(bytes: Buffer): void {
+    const at = this.reserve(bytes.length);
+    bytes.copy(this.#slab, at);
+  }
+
+  /**
+   * Send `chunk` as is after everything reserved so far (a large payload,
+   * not copied). `afterWrite` runs once the socket wrote it, not if the
+   * write failed (a dying handle may still use the bytes) or was discarded.
+   */
+  append(chunk: Buffer, afterWrite?: () => void): void {
     this.#cut();
     this.#queued.push(chunk);
+    if (afterWrite !== undefined) (this.#afterWrite ??= new Map()).set(chunk, afterWrite);
     this.#arm();
   }
 
@@ -100,10 +118,10 @@ export class OutgoingFrames {
     this.#queued = [];
     const only = chunks.length === 1 ? chunks[0] : undefined;
     if (only !== undefined) {
-      this.#sink.write(only);
+      this.#write(only);
     } else {
       this.#sink.cork();
-      for (const chunk of chunks) this.#sink.write(chunk);
+      for (const chunk of chunks) this.#write(chunk);
       this.#sink.uncork();
     }
     // All of it reached the kernel (the usual case): the slab's bytes are free again.
@@ -117,7 +135,20 @@ export class OutgoingFrames {
   discard(): void {
     this.#discarded = true;
     this.#queued = [];
+    this.#afterWrite = undefined;
     this.#start = this.#used;
+  }
+
+  #write(chunk: Buffer): void {
+    const afterWrite = this.#afterWrite?.get(chunk);
+    if (afterWrite === undefined) {
+      this.#sink.write(chunk);
+      return;
+    }
+    this.#afterWrite?.delete(chunk);
+    this.#sink.write(chunk, (error) => {
+      if (error === null || error === undefined) afterWrite();
+    });
   }
 
   #arm(): void {
