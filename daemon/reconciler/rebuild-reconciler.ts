@@ -4,6 +4,7 @@ import type { CatchUpProgress } from '../../blockdev/volume/catch-up.js';
 import type { DataPlaneCluster } from '../volume/data-plane-cluster.js';
 import type { VolumeSession } from '../volume/volume-session.js';
 import type { ReplicaReplacementPort } from './replica-replacement.js';
+import type { RebuildSessionView, SnapshotRebuildOutcome } from '../snapshots/snapshot-rebuild.js';
 
 /**
  * The owner-side reconciler (ARCHITECTURE "daemon/reconciler", issue 4
@@ -34,6 +35,12 @@ export interface RebuildReconcilerModules {
   readonly logger: Logger;
   /** Absent: grace-expired replicas are only flagged, never replaced. */
   readonly replacement?: ReplicaReplacementPort;
+  /**
+   * Issue 8 "rebuilt with it" (daemon/snapshots/snapshot-rebuild.ts): copies
+   * the snapshots the replica lacks into it before its live catch-up.
+   * Absent: replicas are rebuilt without their snapshots.
+   */
+  readonly snapshots?: { copyMissing(session: RebuildSessionView, nodeId: string): Promise<SnapshotRebuildOutcome> };
   readonly nowMs?: () => number;
   readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
   readonly clearInterval?: (timer: NodeJS.Timeout) => void;
@@ -155,10 +162,12 @@ export class RebuildReconciler {
   }
 
   #rebuild(session: VolumeSession, nodeId: string, record: RepairRecord): Promise<void> {
-    return session
-      .rebuild(nodeId, (progress) => {
-        record.progress = progress;
-      })
+    return this.#copySnapshots(session, nodeId)
+      .then(() =>
+        session.rebuild(nodeId, (progress) => {
+          record.progress = progress;
+        }),
+      )
       .then(
         (progress) => {
           record.lastError = null;
@@ -177,6 +186,16 @@ export class RebuildReconciler {
       .finally(() => {
         record.running = undefined;
       });
+  }
+
+  /** Before the live catch-up (which then overwrites the volume with live data); a failure fails this attempt. */
+  async #copySnapshots(session: VolumeSession, nodeId: string): Promise<void> {
+    const snapshots = this.#modules.snapshots;
+    if (snapshots === undefined) return;
+    const outcome = await snapshots.copyMissing(session, nodeId);
+    if (outcome.copied.length > 0 || outcome.skipped.length > 0) {
+      this.#logger.info({ volume: session.name, replica: nodeId, copied: outcome.copied, skipped: outcome.skipped }, 'snapshots rebuilt before the live catch-up');
+    }
   }
 
   #replaceStep(session: VolumeSession, lost: string, port: ReplicaReplacementPort, record: RepairRecord): Promise<void> {

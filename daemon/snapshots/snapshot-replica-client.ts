@@ -77,6 +77,15 @@ export class SnapshotReplicaClient {
     return new SnapshotReadLink(link, snapshotId, this.#options.requestTimeoutMs ?? 30_000);
   }
 
+  /**
+   * An open, authenticated link to `nodeId`'s replica of the volume at its
+   * generation, for ordinary data requests (a rebuild writing a snapshot's
+   * content into a replica that lacks it: snapshot-rebuild.ts). The caller closes it.
+   */
+  openLink(nodeId: string, volume: VolumeAtGeneration): Promise<ReplicaLink> {
+    return this.#open(nodeId, volume);
+  }
+
   async #once(nodeId: string, volume: VolumeAtGeneration, send: (link: ReplicaLink) => Promise<Buffer>): Promise<void> {
     const link = await this.#open(nodeId, volume);
     try {

@@ -14,7 +14,7 @@ import { joinNode, removeNode, reportCapacity, setNodeDraining, setNodeLiveness,
 import { addReplica, changeReplicaState, removeReplica, type VolumeApplied } from './replica-commands.js';
 import { setScsiReservations } from './scsi-reservation-commands.js';
 import { setVolumeChap } from './volume-chap-commands.js';
-import { cloneVolume, createSnapshot, deleteSnapshot, dropSnapshotHolder, dropSnapshotHoldersEverywhere, revertVolume } from './snapshot-commands.js';
+import { addSnapshotHolder, cloneVolume, createSnapshot, deleteSnapshot, dropSnapshotHolder, dropSnapshotHoldersEverywhere, revertVolume } from './snapshot-commands.js';
 import { abortReceive, assertReceiveAttach, assertReceiveCreate, finishReceive, recordReceiveProgress, resumeReceiveOn, startReceive, type VolumeReceiveStartCommand } from './receive-commands.js';
 import { setSnapshotSchedule } from './snapshot-schedule-commands.js';
 import { assertTimestamp, requireNode, requireVolume, withVolume } from './state-assertions.js';
@@ -105,6 +105,8 @@ function applyOrThrow(state: ClusterState, command: Command): Applied {
       return volumeResult(cloneVolume(state, command));
     case 'volume.revert':
       return volumeResult(revertVolume(state, command));
+    case 'snapshot.holder-add':
+      return volumeResult(addSnapshotHolder(state, command));
     case 'volume.snapshot-schedule':
       return volumeResult(setSnapshotSchedule(state, command));
     case 'volume.receive-start':

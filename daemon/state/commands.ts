@@ -237,6 +237,7 @@ const COMMAND_FIELDS: Readonly<Record<CommandType, FieldTable>> = {
   'snapshot.delete': { name: 'string', snapshotName: 'string' },
   'volume.clone': { name: 'string', snapshotName: 'string', cloneId: 'string', cloneName: 'string', createdAt: 'string', holders: 'string[]' },
   'volume.revert': { name: 'string', snapshotName: 'string', generation: 'number', at: 'string' },
+  'snapshot.holder-add': { name: 'string', snapshotName: 'string', nodeId: 'string' },
   // Issue 8 send/receive and retention (receive-commands.ts, snapshot-schedule-commands.ts).
   'volume.snapshot-schedule': { name: 'string', everyMs: 'number?', keep: 'number?' },
   'volume.receive-start': { name: 'string', nodeId: 'string', at: 'string', source: 'object', create: 'object?' },

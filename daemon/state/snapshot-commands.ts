@@ -85,7 +85,18 @@ export interface VolumeRevertCommand {
   readonly at: string;
 }
 
-export type SnapshotCommand = SnapshotCreateCommand | SnapshotDeleteCommand | VolumeCloneCommand | VolumeRevertCommand;
+/**
+ * A rebuild copied the snapshot into the replica on `nodeId` (daemon/snapshots/
+ * snapshot-rebuild.ts; docs/snapshots.md "Rebuilds"): that node's pool holds it now.
+ */
+export interface SnapshotHolderAddCommand {
+  readonly type: 'snapshot.holder-add';
+  readonly name: string;
+  readonly snapshotName: string;
+  readonly nodeId: string;
+}
+
+export type SnapshotCommand = SnapshotCreateCommand | SnapshotDeleteCommand | VolumeCloneCommand | VolumeRevertCommand | SnapshotHolderAddCommand;
 
 export function isValidSnapshotName(name: string): boolean {
   return SNAPSHOT_NAME_PATTERN.test(name);
@@ -151,6 +162,26 @@ export function deleteSnapshot(state: ClusterState, command: SnapshotDeleteComma
   const volume = requireVolume(state, command.name);
   const snapshot = requireSnapshot(volume, command.snapshotName);
   return replaceSnapshots(state, volume, snapshotsOf(volume).filter((kept) => kept.id !== snapshot.id));
+}
+
+/**
+ * Idempotent: a node already holding it changes nothing. The node must hold a
+ * replica of the volume (any state: the copy happens before the replica's live
+ * rebuild), else the pool copy would be freed unrecorded (dropSnapshotHolder).
+ */
+export function addSnapshotHolder(state: ClusterState, command: SnapshotHolderAddCommand): VolumeApplied {
+  const volume = requireVolume(state, command.name);
+  const snapshot = requireSnapshot(volume, command.snapshotName);
+  if (!volume.replicas.some((replica) => replica.nodeId === command.nodeId)) {
+    throw new PlinthError('INVALID_ARGUMENT', `volume ${volume.name} has no replica on node ${command.nodeId}: it cannot hold snapshot ${snapshot.name}`, {
+      name: volume.name,
+      snapshot: snapshot.name,
+      nodeId: command.nodeId,
+    });
+  }
+  if (snapshot.holders.includes(command.nodeId)) return { state, volume };
+  const updated: SnapshotRecord = { ...snapshot, holders: [...snapshot.holders, command.nodeId] };
+  return replaceSnapshots(state, volume, snapshotsOf(volume).map((kept) => (kept.id === snapshot.id ? updated : kept)));
 }
 
 export function cloneVolume(state: ClusterState, command: VolumeCloneCommand): VolumeApplied {

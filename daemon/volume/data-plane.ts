@@ -11,6 +11,8 @@ import type { LeaderReconciler } from '../reconciler/leader-reconciler.js';
 import { createLocalityReconciler } from '../reconciler/locality-reconciler.js';
 import { createRepairReconciler } from '../reconciler/repair-reconciler.js';
 import { SessionReplicaSync } from './session-replica-sync.js';
+import { SnapshotRebuild } from '../snapshots/snapshot-rebuild.js';
+import { SnapshotReplicaClient } from '../snapshots/snapshot-replica-client.js';
 import type { DataPlaneCluster } from './data-plane-cluster.js';
 import { VolumeSessions, type VolumeSessionsOptions } from './volume-sessions.js';
 
@@ -101,6 +103,7 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
     cluster: modules.cluster,
     logger,
     ...(modules.replacement === undefined ? {} : { replacement: modules.replacement }),
+    ...(modules.replacement?.commands === undefined ? {} : { snapshots: snapshotRebuild(options, modules, modules.replacement.commands, replicaServer, logger) }),
   });
   reconciler.start();
   const sync = new SessionReplicaSync(
@@ -127,6 +130,19 @@ export async function startDataPlane(options: DataPlaneOptions, modules: DataPla
       return closing;
     },
   };
+}
+
+/** Issue 8: rebuilds give the replica the volume's snapshots too (daemon/snapshots/snapshot-rebuild.ts). */
+function snapshotRebuild(options: DataPlaneOptions, modules: DataPlaneModules, commands: CommandProposer, replicaServer: ReplicaServer, logger: Logger): SnapshotRebuild {
+  const client = new SnapshotReplicaClient(
+    { nodeId: options.nodeId, secret: options.secret },
+    { peerAddress: (nodeId) => modules.cluster.peerAddress(nodeId), ...(modules.connectPeer === undefined ? {} : { connectPeer: modules.connectPeer }), logger },
+  );
+  const ops = replicaServer.service.snapshots;
+  return new SnapshotRebuild(
+    { nodeId: options.nodeId },
+    { pool: modules.pool, localRead: (volumeId, snapshotId, offset, target) => ops.read(volumeId, snapshotId, offset, target), commands, client, logger },
+  );
 }
 
 /** The leader-side drain and locality reconcilers over the command log; they idle on followers. */

@@ -113,3 +113,21 @@ t.test('the new commands decode from the log and refuse malformed fields', async
   t.throws(() => decodeCommand({ type: 'volume.revert', name: 'db', snapshotName: 'a', at: AT }), { code: 'INVALID_ARGUMENT' });
   t.throws(() => decodeCommand({ type: 'snapshot.delete', name: 'db', snapshotName: 'a', extra: 1 }), { code: 'INVALID_ARGUMENT' });
 });
+
+t.test('snapshot.holder-add records a rebuilt replica as a holder; idempotent; only on a replica of the volume', async (t) => {
+  let state = ok(cluster(), snap('a')).state;
+  state = ok(ok(state, { type: 'replica.add', name: 'db', nodeId: 'n4', at: AT }).state, { type: 'replica.remove', name: 'db', nodeId: 'n3' }).state;
+  t.same(findSnapshot(volume(state), 'a')?.holders, ['n1', 'n2']);
+  const add = { type: 'snapshot.holder-add', name: 'db', snapshotName: 'a', nodeId: 'n4' } as const;
+  const added = ok(state, add).state;
+  t.same(findSnapshot(volume(added), 'a')?.holders, ['n1', 'n2', 'n4'], 'the replacement holds it (its replica is still rebuilding)');
+  t.same(volume(ok(added, add).state), volume(added), 'a repeated commit changes nothing');
+  t.equal(refused(state, { ...add, nodeId: 'n3' }).code, 'INVALID_ARGUMENT', 'n3 has no replica any more');
+  t.equal(refused(state, { ...add, snapshotName: 'zz' }).code, 'SNAPSHOT_NOT_FOUND');
+  t.equal(refused(state, { ...add, name: 'nope' }).code, 'VOLUME_NOT_FOUND');
+  // Its pool copy goes with the replica, like any other holder's.
+  const removed = ok(added, { type: 'replica.remove', name: 'db', nodeId: 'n4' }).state;
+  t.same(findSnapshot(volume(removed), 'a')?.holders, ['n1', 'n2']);
+  t.same(decodeCommand(JSON.parse(JSON.stringify(add))), add);
+  t.throws(() => decodeCommand({ ...add, nodeId: 4 }), { code: 'INVALID_ARGUMENT' });
+});
