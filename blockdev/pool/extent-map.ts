@@ -1,3 +1,5 @@
+import type { ExtentStatus } from '../block-device.js';
+
 /**
  * Where a volume's logical extents live. A physical location is packed into
  * one safe integer, `diskIndex * 2^32 + extentIndex`, so the per-volume map
@@ -49,4 +51,35 @@ export class ExtentMap {
   entries(): IterableIterator<[number, number]> {
     return this.#locations.entries();
   }
+}
+
+/** Bound on the work of one blockStatus call; the answer may cover less than asked (NBD allows it). */
+export const BLOCK_STATUS_MAX_EXTENTS = 65536;
+
+/**
+ * blockStatus of a volume or snapshot from its extent map: mapped extents
+ * are data, unmapped ones holes that read as zeroes; neighbours of the same
+ * kind merge into one run.
+ */
+export function extentMapStatus(
+  map: Pick<ExtentMap, 'get'>,
+  offset: number,
+  lengthBytes: number,
+  extentSizeBytes: number,
+): ExtentStatus[] {
+  const runs: { lengthBytes: number; hole: boolean; zero: boolean }[] = [];
+  const end = offset + lengthBytes;
+  for (let position = offset, scanned = 0; position < end && scanned < BLOCK_STATUS_MAX_EXTENTS; scanned += 1) {
+    const logical = Math.floor(position / extentSizeBytes);
+    const pieceEnd = Math.min(end, (logical + 1) * extentSizeBytes);
+    const hole = map.get(logical) === undefined;
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.hole === hole) {
+      last.lengthBytes += pieceEnd - position;
+    } else {
+      runs.push({ lengthBytes: pieceEnd - position, hole, zero: hole });
+    }
+    position = pieceEnd;
+  }
+  return runs;
 }

@@ -2,9 +2,9 @@ import { PlinthError } from '../../common/plinth-error.js';
 import type { BlockCapabilities, ExtentStatus } from '../block-device.js';
 import { assertInRange } from '../range.js';
 import { type ExtentIo, settleAll } from './extent-io.js';
-import type { ExtentMap } from './extent-map.js';
+import { type ExtentMap, extentMapStatus } from './extent-map.js';
 import type { SnapshotStore } from './pool-types.js';
-import { BLOCK_STATUS_MAX_EXTENTS, VOLUME_BLOCK_SIZE } from './volume-store.js';
+import { VOLUME_BLOCK_SIZE } from './volume-store.js';
 
 /**
  * A snapshot opened for reading (issue 8): a read-only BlockDevice over the
@@ -126,23 +126,7 @@ export class PoolSnapshotStore implements SnapshotStore {
   async blockStatus(offset: number, lengthBytes: number): Promise<ExtentStatus[]> {
     assertInRange(offset, lengthBytes, this.sizeBytes);
     this.#assertOpen();
-    const extentSize = this.#io.extentSizeBytes;
-    const end = offset + lengthBytes;
-    const runs: { lengthBytes: number; hole: boolean; zero: boolean }[] = [];
-    // Bounded like the volume's (volume-store.ts): the answer may cover less than asked (NBD allows it).
-    for (let position = offset, scanned = 0; position < end && scanned < BLOCK_STATUS_MAX_EXTENTS; scanned += 1) {
-      const logical = Math.floor(position / extentSize);
-      const pieceEnd = Math.min(end, (logical + 1) * extentSize);
-      const hole = this.#extents.get(logical) === undefined;
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.hole === hole) {
-        last.lengthBytes += pieceEnd - position;
-      } else {
-        runs.push({ lengthBytes: pieceEnd - position, hole, zero: hole });
-      }
-      position = pieceEnd;
-    }
-    return runs;
+    return extentMapStatus(this.#extents, offset, lengthBytes, this.#io.extentSizeBytes);
   }
 
   /** Stop accepting reads and wait for those running. Idempotent. */

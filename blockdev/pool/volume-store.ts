@@ -12,7 +12,7 @@ import { failpoints, hitFailpoint } from '../../common/failpoints/failpoints.js'
 import { assertInRange } from '../range.js';
 import type { Allocation, ExtentAllocator } from './extent-allocator.js';
 import { type ExtentIo, settleAll } from './extent-io.js';
-import type { ExtentMap } from './extent-map.js';
+import { type ExtentMap, extentMapStatus } from './extent-map.js';
 import type { ExtentRefcounts } from './extent-refcounts.js';
 import { fillCopiedExtent } from './copy-on-write.js';
 import type { MetadataStore } from './metadata-store.js';
@@ -58,8 +58,6 @@ export const VOLUME_BLOCK_SIZE: BlockSizeHints = {
   maximumBytes: 32 * 1024 * 1024,
 };
 
-/** Bound on the work of one blockStatus call; the answer may cover less than asked (NBD allows it). */
-export const BLOCK_STATUS_MAX_EXTENTS = 65536;
 
 export interface VolumeStoreContext {
   readonly io: ExtentIo;
@@ -288,23 +286,7 @@ export class PoolVolumeStore implements VolumeStore {
     assertInRange(offset, lengthBytes, this.#sizeBytes);
     this.#enter();
     try {
-      const runs: { lengthBytes: number; hole: boolean; zero: boolean }[] = [];
-      const extentSize = this.#extentSizeBytes;
-      const end = offset + lengthBytes;
-      let scanned = 0;
-      for (let position = offset; position < end && scanned < BLOCK_STATUS_MAX_EXTENTS; scanned += 1) {
-        const logical = Math.floor(position / extentSize);
-        const pieceEnd = Math.min(end, (logical + 1) * extentSize);
-        const hole = this.#extents.get(logical) === undefined;
-        const last = runs[runs.length - 1];
-        if (last !== undefined && last.hole === hole) {
-          last.lengthBytes += pieceEnd - position;
-        } else {
-          runs.push({ lengthBytes: pieceEnd - position, hole, zero: hole });
-        }
-        position = pieceEnd;
-      }
-      return runs;
+      return extentMapStatus(this.#extents, offset, lengthBytes, this.#extentSizeBytes);
     } finally {
       this.#leave();
     }

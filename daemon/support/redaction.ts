@@ -2,10 +2,10 @@
  * Secrets out of a support bundle (docs/operations.md "Support bundle"), in
  * two passes because either alone can miss one:
  *
- * 1. by name — `redactSecretFields`: any field whose name says secret,
+ * 1. by name — `redactSecretFields`: every field whose name says secret,
  *    token, key, password, passphrase or credential (the cluster secret, the
  *    API token, CHAP secrets, TLS keys, join tokens, and the file settings
- *    naming them) shows as "<redacted>", at any depth;
+ *    naming them) shows as "<redacted>", however deep it is nested;
  * 2. by value — `scrubSecretValues`: every known secret value (this node's
  *    API token and cluster secret, every CHAP secret in its config and in
  *    the cluster state) is replaced wherever it appears in a file, e.g. a
