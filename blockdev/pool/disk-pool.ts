@@ -9,7 +9,7 @@ import type { ExtentRefcounts } from './extent-refcounts.js';
 import { assertVolumeId, type MetadataStore } from './metadata-store.js';
 import type { PoolFlusher } from './pool-flusher.js';
 import type { VolumeState } from './pool-state.js';
-import type { DiskStats, Pool, PoolStats, SnapshotInfo, SnapshotStore, VolumeStore } from './pool-types.js';
+import type { DeleteVolumeOptions, DiskStats, Pool, PoolStats, SnapshotInfo, SnapshotStore, VolumeStore } from './pool-types.js';
 import {
   assertSnapshotClosed,
   changedExtents,
@@ -145,12 +145,16 @@ export class DiskPool implements Pool {
    * Delete a closed volume and its snapshots durably, freeing the extents no
    * clone still references. Unknown volumes are a no-op (idempotent for reconcilers).
    */
-  deleteVolume(volumeId: string): Promise<void> {
+  deleteVolume(volumeId: string, options: DeleteVolumeOptions = {}): Promise<void> {
     return this.#serialised(async () => {
       const { volumes, metadata, flusher, logger } = this.#fields;
       const state = volumes.get(volumeId);
       if (state === undefined) {
         return;
+      }
+      if (state.store !== null && options.closeIfOpen === true) {
+        // Its onClosed clears state.store; nothing can reopen it while this step holds the queue.
+        await state.store.close();
       }
       if (state.store !== null) {
         throw new PlinthError('VOLUME_ATTACHED', `volume ${volumeId} is open on this pool; close it before deleting`, { volumeId });

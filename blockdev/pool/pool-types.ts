@@ -67,6 +67,11 @@ export interface SnapshotStore extends BlockDevice {
   close(): Promise<void>;
 }
 
+export interface DeleteVolumeOptions {
+  /** Close the volume's open store first instead of refusing (VOLUME_ATTACHED): for freeing a replica nobody may write any more. */
+  readonly closeIfOpen?: boolean;
+}
+
 export interface Pool {
   readonly poolId: string;
   /** usedBytes counts each physical extent once, however many volumes, snapshots and clones share it. */
@@ -84,9 +89,11 @@ export interface Pool {
    * nothing else references. Clones made from its snapshots are independent
    * volumes that hold their own references: their extents stay. The volume
    * must not be open (VOLUME_ATTACHED), nor any of its snapshots
-   * (SNAPSHOT_OPEN). Unknown volumes are a no-op (idempotent for reconcilers).
+   * (SNAPSHOT_OPEN) — unless `closeIfOpen`, which closes an open store in
+   * the same queued step, so no concurrent open can slip in between the close
+   * and the delete. Unknown volumes are a no-op (idempotent for reconcilers).
    */
-  deleteVolume(volumeId: string): Promise<void>;
+  deleteVolume(volumeId: string, options?: DeleteVolumeOptions): Promise<void>;
   /** Bytes of extents mapped by a volume, open or not, shared ones included (0 for an unknown volume). */
   volumeAllocatedBytes(volumeId: string): number;
   /** Flush every open volume and close the disks. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { PeriodicPass } from '../lifecycle/periodic-pass.js';
-import { isPlinthError, toError } from '../../common/plinth-error.js';
+import { toError } from '../../common/plinth-error.js';
 import type { Pool } from '../../blockdev/pool/pool-types.js';
 import type { ClusterState, VolumeRecord } from '../state/cluster-state.js';
 import type { AppliedListener, CommandOutcome } from '../cluster/cluster-state-machine.js';
@@ -68,9 +68,9 @@ function holdsReplica(volume: VolumeRecord, nodeId: string): boolean {
 /**
  * Free a gone replica's extents in this node's pool. The replica server
  * keeps the pool store of a volume it served open (the pool shares one
- * instance), so it forgets the volume first and a refused delete closes that
- * store: the committed state no longer places the replica here and nobody
- * may write to it any more.
+ * instance), so it forgets the volume first and the delete closes a store
+ * still open: the committed state no longer places the replica here and
+ * nobody may write to it any more.
  */
 export async function freeVolumeSpace(
   pool: Pool,
@@ -80,18 +80,11 @@ export async function freeVolumeSpace(
 ): Promise<void> {
   onStep('letting the replica server forget it');
   await forgetReplica(volume.volumeId);
-  try {
-    onStep('deleting the store');
-    await pool.deleteVolume(volume.volumeId);
-    return;
-  } catch (err) {
-    if (!isPlinthError(err, 'VOLUME_ATTACHED')) throw err;
-  }
-  onStep('closing the store the replica server held open');
-  const store = await pool.openVolume(volume.volumeId, volume.sizeBytes);
-  await store.close();
-  onStep('deleting the closed store');
-  await pool.deleteVolume(volume.volumeId);
+  // Close and delete in one pool step: two frees of one volume at once (the
+  // deleting node's control plane and its watcher) once raced a separate
+  // open-close-delete, the second open recreating the store the first had closed.
+  onStep('deleting the store');
+  await pool.deleteVolume(volume.volumeId, { closeIfOpen: true });
 }
 
 const STUCK_PASS_MS = 10_000;

@@ -1,7 +1,7 @@
 import { assertInRange } from '../../blockdev/range.js';
 import { PlinthError } from '../../common/plinth-error.js';
 import type { BlockCapabilities, BlockSizeHints, ExtentStatus } from '../../blockdev/block-device.js';
-import type { Pool, PoolStats, SnapshotInfo, SnapshotStore, VolumeStore } from '../../blockdev/pool/pool-types.js';
+import type { DeleteVolumeOptions, Pool, PoolStats, SnapshotInfo, SnapshotStore, VolumeStore } from '../../blockdev/pool/pool-types.js';
 import { MAX_SNAPSHOTS_PER_VOLUME } from '../../blockdev/pool/snapshot-store.js';
 
 /**
@@ -114,8 +114,9 @@ export class MemoryPool implements Pool {
   }
 
   /** Unknown volumes are a no-op, like the disk pool. */
-  async deleteVolume(volumeId: string): Promise<void> {
+  async deleteVolume(volumeId: string, options: DeleteVolumeOptions = {}): Promise<void> {
     this.#assertOpen();
+    if (options.closeIfOpen === true) await this.openStores.get(volumeId)?.close();
     if (this.openStores.has(volumeId)) throw new PlinthError('VOLUME_ATTACHED', `volume ${volumeId} is open`);
     const data = this.volumes.get(volumeId);
     if (data === undefined) return;
