@@ -293,7 +293,18 @@ export class FullFeaturePhase {
       this.port.send({
         carriesStatus: false,
         encode: (sequence) =>
-          encodeR2T({ ...sequence, ...request, lun: task.command.lun, initiatorTaskTag: task.command.initiatorTaskTag }),
+          // Field by field: a spread with extra properties is V8's slow path (scsi-cdb.ts decodeReadWrite).
+          encodeR2T({
+            statSN: sequence.statSN,
+            expCmdSN: sequence.expCmdSN,
+            maxCmdSN: sequence.maxCmdSN,
+            lun: task.command.lun,
+            initiatorTaskTag: task.command.initiatorTaskTag,
+            targetTransferTag: request.targetTransferTag,
+            r2tSN: request.r2tSN,
+            bufferOffset: request.bufferOffset,
+            desiredDataTransferLength: request.desiredDataTransferLength,
+          }),
       });
     }
   }

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type pino from 'pino';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { ExportHandle, ExportProvider } from '../export-provider.js';
+import { type FrameSink, OutgoingFrames } from '../replica/outgoing-frames.js';
 import type { BufferPool } from '../buffer-pool.js';
 import type { ChapSecretProvider } from './chap.js';
 import type { ReplyPart } from './data-in-writer.js';
@@ -54,8 +55,14 @@ export interface IscsiConnectionModules {
 
 type Phase = 'login' | 'full-feature' | 'closing';
 
-/** Replies queued in one turn up to this size are joined into one buffer before the write. */
-const COALESCE_MAX_BYTES = 64 * 1024;
+/**
+ * Reply frames up to this size are copied into the connection's batch slab
+ * (outgoing-frames.ts); larger data segments go to the socket as they are.
+ * Why (perf, 4k randread qd1): joining a turn's frames with Buffer.concat
+ * made one ArrayBuffer per reply, and that external memory drove V8 into a
+ * major GC every ~150 ms (~10 % of the target's time at 7k IOPS).
+ */
+const COPIED_FRAME_MAX_BYTES = 16 * 1024;
 
 export class IscsiConnection {
   readonly connectionId: string;
@@ -83,10 +90,8 @@ export class IscsiConnection {
   private lastReceiveMs: number;
   private ping: { targetTransferTag: number; sentMs: number } | undefined;
   private nextPingTag = 0x80000000;
-  /** PDUs framed this turn, written together by flushOutbox(). */
-  private outbox: Buffer[] = [];
-  private outboxBytes = 0;
-  private flushScheduled = false;
+  /** PDUs framed this turn, written together at the end of it (one socket write in the usual case). */
+  private readonly outgoing: OutgoingFrames;
   /** When we ended our side; an initiator that never closes its side is dropped after nopTimeoutMs. */
   private closingSinceMs: number | undefined;
 
@@ -97,6 +102,7 @@ export class IscsiConnection {
     this.modules = modules;
     this.socket = modules.socket;
     this.logger = modules.logger.child({ connectionId: options.connectionId, remote: modules.socket.remoteAddress });
+    this.outgoing = new OutgoingFrames(writableSink(modules.socket), { schedule: (flush) => process.nextTick(flush) });
     this.reader = new PduReader({ maxDataSegmentBytes: Math.max(8192, options.limits.maxRecvDataSegmentLength) });
     this.negotiator = new LoginNegotiator(
       {
@@ -171,7 +177,7 @@ export class IscsiConnection {
     this.socket.pause();
     await this.fullFeature?.drain();
     await this.flushDevice();
-    this.flushOutbox();
+    this.outgoing.flush();
     this.socket.end();
     await this.finished;
   }
@@ -254,34 +260,9 @@ export class IscsiConnection {
     const pdu = part.encode(this.sequence());
     if (part.carriesStatus) this.statSN = (this.statSN + 1) >>> 0;
     for (const frame of framePdu(pdu, this.digests)) {
-      this.outbox.push(frame);
-      this.outboxBytes += frame.length;
+      if (frame.length <= COPIED_FRAME_MAX_BYTES) this.outgoing.copy(frame);
+      else this.outgoing.append(frame);
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(() => this.flushOutbox());
-    }
-  }
-
-  /**
-   * One socket write per turn for every PDU queued in it: small replies are
-   * joined into one buffer (one syscall instead of one per BHS, data and
-   * padding), large ones go out corked as one writev.
-   */
-  private flushOutbox(): void {
-    this.flushScheduled = false;
-    const frames = this.outbox;
-    const bytes = this.outboxBytes;
-    this.outbox = [];
-    this.outboxBytes = 0;
-    if (frames.length === 0 || this.socket.destroyed || !this.socket.writable) return;
-    if (frames.length === 1 || bytes <= COALESCE_MAX_BYTES) {
-      this.socket.write(frames.length === 1 ? (frames[0] ?? Buffer.alloc(0)) : Buffer.concat(frames, bytes));
-      return;
-    }
-    this.socket.cork();
-    for (const frame of frames) this.socket.write(frame);
-    this.socket.uncork();
   }
 
   private sendReject(reason: number, rejectedHeader: Buffer): void {
@@ -289,7 +270,7 @@ export class IscsiConnection {
   }
 
   private endAfterFlush(): void {
-    this.flushOutbox();
+    this.outgoing.flush();
     this.phase = 'closing';
     this.closingSinceMs ??= this.modules.timers.now();
     this.socket.end();
@@ -508,4 +489,16 @@ export class IscsiConnection {
       this.resolveFinished();
     }
   }
+}
+
+/** The connection's socket for OutgoingFrames: nothing is written once it is destroyed or ended. */
+function writableSink(socket: Socket): FrameSink {
+  return {
+    write: (chunk, callback) => (socket.destroyed || !socket.writable ? false : socket.write(chunk, callback)),
+    cork: () => socket.cork(),
+    uncork: () => socket.uncork(),
+    get writableLength() {
+      return socket.writableLength;
+    },
+  };
 }

@@ -405,6 +405,11 @@ export class NbdConnection {
     );
   }
 
+  /** ReplySink: sendReply copies this much into the batch once transmission has its batch. */
+  get copiedReplyMaxBytes(): number {
+    return this.outgoing === undefined ? 0 : COPIED_REPLY_MAX_BYTES;
+  }
+
   /** ReplySink: one whole reply, batched with others finishing in the same tick. */
   sendReply(reply: Buffer, afterWrite?: () => void): void {
     if (failpoints.armed && !this.replyPassesFailpoint()) return;

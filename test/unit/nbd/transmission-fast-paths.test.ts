@@ -23,15 +23,22 @@ interface Harness {
   write(offset: number, payload: Buffer | readonly Buffer[], flags?: number): Promise<TransmissionReply>;
   read(offset: number, lengthBytes: number): Promise<TransmissionReply>;
   readonly outstanding: () => number;
+  /** Every reply buffer as the sink received it (not copied). */
+  readonly received: Buffer[];
 }
 
-function harness(device: VolumeStore, structuredReplies: boolean): Harness {
+/** `copiedReplyMaxBytes`: the sink promises to copy replies this long (and does: it decodes a copy). */
+function harness(device: VolumeStore, structuredReplies: boolean, copiedReplyMaxBytes?: number): Harness {
   const limits = resolveNbdLimits();
   const waiting = new Map<bigint, (reply: TransmissionReply) => void>();
   const readLengths = new Map<bigint, number>();
   let outstanding = 0;
+  const received: Buffer[] = [];
   const sink: ReplySink = {
-    sendReply(bytes) {
+    ...(copiedReplyMaxBytes === undefined ? {} : { copiedReplyMaxBytes }),
+    sendReply(sent) {
+      received.push(sent);
+      const bytes = copiedReplyMaxBytes !== undefined && sent.length <= copiedReplyMaxBytes ? Buffer.from(sent) : sent;
       const reply = decodeTransmissionReply(bytes, (handle) => readLengths.get(handle));
       if (reply === undefined || reply instanceof ProtocolError || reply.totalBytes !== bytes.length) throw new Error('malformed reply');
       waiting.get(reply.handle)?.(reply);
@@ -79,6 +86,7 @@ function harness(device: VolumeStore, structuredReplies: boolean): Harness {
     },
     read: (offset, lengthBytes) => send(NBD_CMD_READ, offset, lengthBytes, 0),
     outstanding: () => outstanding,
+    received,
   };
 }
 
@@ -132,3 +140,28 @@ for (const structured of [true, false]) {
     t.equal(h.outstanding(), 0, 'failed requests gave back their budget too');
   });
 }
+
+t.test('small inline READ replies reuse one scratch only when the sink copies them', async (t) => {
+  const dir = await makeTempDir(t);
+  const db = openTestDb(t, dir);
+  const pool = await openTestPool(t, db, { disks: [{ path: join(dir, 'disk0'), sizeBytes: 64 * EXTENT }] });
+  const volume = await pool.openVolume('v', SIZE);
+  const blocks = [pattern(4096, 11), pattern(4096, 12), pattern(4096, 13)];
+  const writer = harness(volume, true);
+  for (const [index, block] of blocks.entries()) t.equal(errnoOf(await writer.write(index * 4096, block)), 0);
+
+  const copying = harness(volume, true, 64 * 1024);
+  for (const [index, block] of blocks.entries()) t.same(dataOf(await copying.read(index * 4096, 4096)), block, `copied reply ${index}`);
+  const backing = new Set(copying.received.map((reply) => reply.buffer));
+  t.equal(backing.size, 1, 'three replies, one scratch: no ArrayBuffer per read');
+
+  // A sink that keeps what it is given must get buffers nobody writes again.
+  const keeping = harness(volume, true);
+  for (const [index] of blocks.entries()) await keeping.read(index * 4096, 4096);
+  t.equal(new Set(keeping.received.map((reply) => reply.buffer)).size, keeping.received.length, 'a buffer of its own per reply');
+  for (const [index, block] of blocks.entries()) {
+    const reply = decodeTransmissionReply(keeping.received[index] ?? Buffer.alloc(0), () => 4096);
+    if (reply === undefined || reply instanceof ProtocolError) throw new Error('malformed kept reply');
+    t.same(dataOf(reply), block, `kept reply ${index} is still intact after later reads`);
+  }
+});
