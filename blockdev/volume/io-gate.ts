@@ -33,6 +33,8 @@ export class IoGate {
   /** closed: refuses new I/O, but lets in-flight I/O finish normally (close drains). */
   private closedError: PlinthError | undefined;
   private inFlightCount = 0;
+  /** pause() calls not yet matched by resume(): I/O reopens only when the last one ends. */
+  private pauseHolds = 0;
   private readonly waiters: Waiter[] = [];
   private drainWaiters: (() => void)[] = [];
 
@@ -108,8 +110,15 @@ export class IoGate {
     if (this.terminalError !== undefined) throw this.terminalError;
   }
 
-  /** Stop admitting new I/O and wait until everything in flight has finished. */
+  /**
+   * Stop admitting new I/O and wait until everything in flight has finished.
+   * Pauses nest (a snapshot of one volume inside a group snapshot): each
+   * call, resolved or rejected, must be ended by exactly one resume(), and
+   * I/O reopens at the last one.
+   */
   async pause(): Promise<void> {
+    // Counted before the refusal check, so the caller's resume() for a refused pause stays matched.
+    this.pauseHolds += 1;
     const refusal = this.terminalError ?? this.closedError;
     if (refusal !== undefined) throw refusal;
     this.stateValue = 'paused';
@@ -117,7 +126,9 @@ export class IoGate {
   }
 
   resume(): void {
-    if (this.stateValue !== 'paused') return;
+    if (this.pauseHolds === 0) return;
+    this.pauseHolds -= 1;
+    if (this.pauseHolds > 0 || this.stateValue !== 'paused') return;
     this.stateValue = 'open';
     this.admitWaiters();
   }

@@ -44,6 +44,27 @@ t.test('pause drains in-flight I/O and holds new I/O until resume', async (t) =>
   gate.leave();
 });
 
+t.test('pauses nest: I/O reopens at the last resume (a group snapshot and a single one overlapping)', async (t) => {
+  const gate = new IoGate({ maxInFlight: 4, maxWaiting: 4 });
+  await gate.pause(); // a group snapshot's hold
+  await gate.pause(); // a snapshot of one of its volumes meanwhile
+  let admitted = false;
+  const write = gate.enter().then(() => {
+    admitted = true;
+  });
+  gate.resume();
+  await Promise.resolve();
+  t.equal(gate.state, 'paused', 'the first resume leaves the other pause in force');
+  t.notOk(admitted, 'a write still waits');
+  gate.resume();
+  await write;
+  t.ok(admitted, 'the last resume lets it in');
+  t.equal(gate.state, 'open');
+  gate.resume();
+  t.equal(gate.state, 'open', 'a resume too many changes nothing');
+  gate.leave();
+});
+
 t.test('stop refuses waiters and new I/O; the first terminal error wins', async (t) => {
   const gate = new IoGate({ maxInFlight: 1, maxWaiting: 2 });
   await gate.enter();
