@@ -310,6 +310,12 @@ export class FullFeaturePhase {
   }
 
   private onDataOut(pdu: DataOutPdu, bhs: Buffer): void {
+    this.fileDataOut(pdu, bhs);
+    // Copied into its task's buffer or dropped: the reader may have lent this data (release ignores views of socket chunks).
+    this.dataBuffers?.release(pdu.data);
+  }
+
+  private fileDataOut(pdu: DataOutPdu, bhs: Buffer): void {
     const task = this.tasks.get(pdu.initiatorTaskTag);
     if (task === undefined || task.collector === undefined) {
       // A task we refused, aborted or never accepted (outside the window): its data has nowhere to go.

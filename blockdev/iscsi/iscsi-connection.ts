@@ -103,7 +103,12 @@ export class IscsiConnection {
     this.socket = modules.socket;
     this.logger = modules.logger.child({ connectionId: options.connectionId, remote: modules.socket.remoteAddress });
     this.outgoing = new OutgoingFrames(writableSink(modules.socket), { schedule: (flush) => process.nextTick(flush) });
-    this.reader = new PduReader({ maxDataSegmentBytes: Math.max(8192, options.limits.maxRecvDataSegmentLength) });
+    const dataBuffers = modules.dataBuffers;
+    this.reader = new PduReader({
+      maxDataSegmentBytes: Math.max(8192, options.limits.maxRecvDataSegmentLength),
+      // Lent for PDUs spanning socket chunks; FullFeaturePhase gives Data-Out data back once copied.
+      ...(dataBuffers === undefined ? {} : { allocate: (lengthBytes: number) => dataBuffers.acquire(lengthBytes) }),
+    });
     this.negotiator = new LoginNegotiator(
       {
         preferences: {

@@ -218,3 +218,26 @@ t.test('random bytes never throw out of the reader or the decoder', async (t) =>
   }
   t.ok(rounds > 100, `${rounds} random streams survived`);
 });
+
+t.test('bytes spanning socket chunks come from the injected allocator; a PDU inside one chunk is a view', async (t) => {
+  const data = Buffer.alloc(9000);
+  for (let index = 0; index < data.length; index += 1) data[index] = index % 251;
+  const pdu = wire(dataOut({ final: true, itt: 3, ttt: 7, dataSN: 0, bufferOffset: 0, data }));
+  const lent: number[] = [];
+  const reader = new PduReader({ maxDataSegmentBytes: 16384, allocate: (lengthBytes) => {
+    lent.push(lengthBytes);
+    return Buffer.alloc(lengthBytes);
+  } });
+  reader.push(pdu.subarray(0, 4000));
+  reader.push(pdu.subarray(4000));
+  const [split] = readAll(reader);
+  if (split?.kind !== 'pdu') throw new Error('no PDU from the split stream');
+  t.same(split.pdu.data, data, 'the joined data is exact');
+  t.ok(lent.includes(9000 + ((4 - (9000 % 4)) % 4)), `the data segment was joined in lent memory (${lent.join(', ')})`);
+  lent.length = 0;
+  reader.push(pdu);
+  const [whole] = readAll(reader);
+  if (whole?.kind !== 'pdu') throw new Error('no PDU from the whole stream');
+  t.same(whole.pdu.data, data);
+  t.same(lent, [], 'nothing allocated for a PDU inside one chunk');
+});
