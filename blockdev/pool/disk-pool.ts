@@ -142,8 +142,8 @@ export class DiskPool implements Pool {
   }
 
   /**
-   * Delete a closed volume and its snapshots durably, freeing the extents no
-   * clone still references. Unknown volumes are a no-op (idempotent for reconcilers).
+   * Delete a closed volume (or an open one with closeIfOpen) and its
+   * snapshots durably, freeing the extents no clone still references. Unknown volumes are a no-op (idempotent for reconcilers).
    */
   deleteVolume(volumeId: string, options: DeleteVolumeOptions = {}): Promise<void> {
     return this.#serialised(async () => {

@@ -88,10 +88,10 @@ export interface Pool {
    * Delete a volume and all its snapshots, durably, and free every extent
    * nothing else references. Clones made from its snapshots are independent
    * volumes that hold their own references: their extents stay. The volume
-   * must not be open (VOLUME_ATTACHED), nor any of its snapshots
-   * (SNAPSHOT_OPEN) — unless `closeIfOpen`, which closes an open store in
-   * the same queued step, so no concurrent open can slip in between the close
-   * and the delete. Unknown volumes are a no-op (idempotent for reconcilers).
+   * must not be open (VOLUME_ATTACHED) unless `closeIfOpen`, which closes its
+   * store in the same queued step, so no concurrent open slips in between the
+   * close and the delete; none of its snapshots may be open (SNAPSHOT_OPEN).
+   * Unknown volumes are a no-op (idempotent for reconcilers).
    */
   deleteVolume(volumeId: string, options?: DeleteVolumeOptions): Promise<void>;
   /** Bytes of extents mapped by a volume, open or not, shared ones included (0 for an unknown volume). */
