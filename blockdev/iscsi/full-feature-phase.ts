@@ -53,6 +53,8 @@ export interface ConnectionPort {
   disconnect(reason: string): void;
   /** Send what is queued, then close (after Logout Response). */
   endAfterFlush(): void;
+  /** Run `callback` once the socket has every frame sent so far (at once when all were copied); never if the connection dies. */
+  afterSent(callback: () => void): void;
 }
 
 export class FullFeaturePhase {
@@ -75,6 +77,8 @@ export class FullFeaturePhase {
    * for NBD, buffer-pool.ts). Released in endTask, once the task is over.
    */
   private readonly dataBuffers: BufferPool | undefined;
+  /** Large data-in buffers come from the same recycled buffers (released in execute once sent). */
+  private readonly dataInAllocator: ((lengthBytes: number) => Buffer) | undefined;
 
   constructor(
     options: { limits: IscsiLimits; portal: Portal },
@@ -87,6 +91,8 @@ export class FullFeaturePhase {
     this.exports = modules.exports;
     this.logger = modules.logger;
     this.dataBuffers = modules.dataBuffers;
+    const dataBuffers = modules.dataBuffers;
+    this.dataInAllocator = dataBuffers === undefined ? undefined : (lengthBytes) => dataBuffers.acquire(lengthBytes);
     this.text = new TextExchange({ maxTextBytes: options.limits.maxTextBytes });
     this.nexus = {
       initiatorName: modules.session.identity.initiatorName,
@@ -366,6 +372,7 @@ export class FullFeaturePhase {
       r2tCount: task.r2tCount,
     };
     let parts: ReplyPart[];
+    let lentDataIn: Buffer | undefined;
     try {
       if (logicalUnit === undefined) throw new Error('SCSI command on a session without a logical unit');
       const scsiTask: ScsiTask = {
@@ -376,8 +383,10 @@ export class FullFeaturePhase {
         direction: task.direction,
         expectedDataTransferLength: command.expectedDataTransferLength,
         dataOut: task.collector?.buffer,
+        ...(this.dataInAllocator === undefined ? {} : { allocateDataIn: this.dataInAllocator }),
       };
       const response = await logicalUnit.execute(scsiTask);
+      lentDataIn = response.dataIn !== undefined && this.dataBuffers?.isLent(response.dataIn) === true ? response.dataIn : undefined;
       const params = this.session.parameters;
       parts = planScsiReply(replyTask, response, {
         maxSegmentBytes: params.initiatorMaxRecvDataSegmentLength,
@@ -392,6 +401,11 @@ export class FullFeaturePhase {
     this.endTask(task);
     if (task.aborted) return;
     for (const part of parts) this.port.send(part);
+    // Views of a lent data-in buffer may wait in the socket's queue: it goes back only once they are written.
+    if (lentDataIn !== undefined) {
+      const buffer = lentDataIn;
+      this.port.afterSent(() => this.dataBuffers?.release(buffer));
+    }
   }
 
   private endTask(task: TaskState): void {

@@ -270,6 +270,11 @@ export class IscsiConnection {
     }
   }
 
+  /** ConnectionPort: `callback` once the frames sent so far are written. */
+  afterSent(callback: () => void): void {
+    this.outgoing.afterQueued(callback);
+  }
+
   private sendReject(reason: number, rejectedHeader: Buffer): void {
     this.send({ carriesStatus: true, encode: (sequence) => encodeReject({ ...sequence, reason, rejectedHeader }) });
   }
@@ -333,6 +338,7 @@ export class IscsiConnection {
           reject: (reason, header) => this.sendReject(reason, header),
           disconnect: (why) => this.disconnect(why),
           endAfterFlush: () => this.endAfterFlush(),
+          afterSent: (callback) => this.afterSent(callback),
         },
       },
     );

@@ -61,6 +61,8 @@ export class OutgoingFrames {
   #queued: Buffer[] = [];
   /** Callbacks of appended chunks (rare: large NBD READ replies), run once the socket wrote them. */
   #afterWrite: Map<Buffer, () => void> | undefined;
+  /** The chunk appended last in this turn, until the flush hands it to the socket. */
+  #lastAppended: Buffer | undefined;
   #scheduled = false;
   #discarded = false;
 
@@ -105,7 +107,33 @@ export class OutgoingFrames {
     this.#cut();
     this.#queued.push(chunk);
     if (afterWrite !== undefined) (this.#afterWrite ??= new Map()).set(chunk, afterWrite);
+    this.#lastAppended = chunk;
     this.#arm();
+  }
+
+  /**
+   * Run `callback` once every chunk appended in this turn was written (the
+   * socket writes in order), or now when none was: copied bytes are free at
+   * once. Not at all if a write fails or the frames are discarded. For a
+   * buffer whose views were appended (iSCSI Data-In of a large READ).
+   */
+  afterQueued(callback: () => void): void {
+    const last = this.#lastAppended;
+    if (last === undefined) {
+      callback();
+      return;
+    }
+    const afterWrite = (this.#afterWrite ??= new Map());
+    const earlier = afterWrite.get(last);
+    afterWrite.set(
+      last,
+      earlier === undefined
+        ? callback
+        : () => {
+            earlier();
+            callback();
+          },
+    );
   }
 
   /** Hand this turn's frames to the socket now. */
@@ -114,6 +142,7 @@ export class OutgoingFrames {
     if (this.#discarded) return;
     this.#cut();
     const chunks = this.#queued;
+    this.#lastAppended = undefined;
     if (chunks.length === 0) return;
     this.#queued = [];
     const only = chunks.length === 1 ? chunks[0] : undefined;
@@ -136,6 +165,7 @@ export class OutgoingFrames {
     this.#discarded = true;
     this.#queued = [];
     this.#afterWrite = undefined;
+    this.#lastAppended = undefined;
     this.#start = this.#used;
   }
 

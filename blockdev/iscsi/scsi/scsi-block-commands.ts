@@ -79,9 +79,10 @@ const DATA_IN_SLAB_MAX_PIECE_BYTES = 16 * 1024;
 let dataInSlab = Buffer.alloc(0);
 let dataInSlabOffset = 0;
 
-function allocateDataIn(lengthBytes: number): Buffer {
+function allocateDataIn(lengthBytes: number, task: ScsiTask): Buffer {
   if (lengthBytes > DATA_IN_SLAB_MAX_PIECE_BYTES) {
-    return Buffer.allocUnsafe(lengthBytes);
+    // Lent by the transport when it recycles (a fresh 1 MiB per read is external memory the GC chases).
+    return task.allocateDataIn?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes);
   }
   if (dataInSlabOffset + lengthBytes > dataInSlab.length) {
     dataInSlab = Buffer.allocUnsafeSlow(DATA_IN_SLAB_BYTES);
@@ -109,7 +110,7 @@ export async function readBlocks(context: BlockCommandContext, task: ScsiTask): 
   }
   // Read only what the initiator will take: the transport cuts to EDTL anyway.
   const wanted = Math.min(lengthBytes, task.expectedDataTransferLength);
-  const data = allocateDataIn(wanted);
+  const data = allocateDataIn(wanted, task);
   const offset = byteOffset(context.geometry, request.lba);
   // readInline completes small cached reads synchronously (BlockDevice fast path).
   if (wanted > 0 && context.device.readInline?.(offset, data) !== true) {

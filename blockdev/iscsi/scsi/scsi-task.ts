@@ -44,6 +44,11 @@ export interface ScsiTask {
    * its length is the expected data transfer length. undefined otherwise.
    */
   readonly dataOut: Buffer | undefined;
+  /**
+   * Memory for a large READ's data-in, lent by the transport, which takes
+   * it back once the reply is on the socket (default: a fresh buffer).
+   */
+  readonly allocateDataIn?: (lengthBytes: number) => Buffer;
 }
 
 /** SAM-5 §5.3 status codes the device server returns. */

@@ -122,6 +122,49 @@ t.test('large writes assembled in recycled buffers keep their own data', async (
   }
 });
 
+t.test('large reads from recycled buffers keep their own data while replies wait to be sent', async (t) => {
+  const target = await startTestTarget(t);
+  const client = await RawIscsiClient.open(target.port);
+  t.teardown(() => client.destroy());
+  const login = await client.login({ target: VOL1, extra: [{ key: 'MaxRecvDataSegmentLength', value: '65536' }] });
+  t.equal(loginStatusOf(login), 0);
+  const sizeBytes = 256 * 1024;
+  const blocks = sizeBytes / 512;
+  const regions = 4;
+  const device = target.devices.get('vol1');
+  for (let region = 0; region < regions; region += 1) {
+    const pattern = Buffer.alloc(sizeBytes, 0x21 * (region + 1));
+    pattern.writeUInt32BE(region, 1000);
+    await device?.write(region * sizeBytes, pattern);
+  }
+  let cmdSN = 1;
+  // Rounds of pipelined reads: later rounds read into buffers the earlier ones gave back.
+  for (let round = 0; round < 3; round += 1) {
+    const frames: Buffer[] = [];
+    for (let region = 0; region < regions; region += 1) {
+      frames.push(wire(scsiCommand({ itt: 2000 + round * 10 + region, edtl: sizeBytes, cmdSN, read: true, cdb: cdb10(0x28, region * blocks, blocks) })));
+      cmdSN += 1;
+    }
+    client.sendRaw(Buffer.concat(frames));
+    const received = new Map<number, Buffer>();
+    let answered = 0;
+    while (answered < regions) {
+      const pdu = await client.read();
+      t.equal((pdu.bhs[0] ?? 0) & 0x3f, 0x25, 'Data-In');
+      const itt = pdu.bhs.readUInt32BE(16);
+      const data = received.get(itt) ?? Buffer.alloc(sizeBytes);
+      pdu.data.copy(data, pdu.bhs.readUInt32BE(40));
+      received.set(itt, data);
+      if (((pdu.bhs[1] ?? 0) & 0x01) !== 0) answered += 1; // phase-collapsed status on the last one
+    }
+    for (let region = 0; region < regions; region += 1) {
+      const expected = Buffer.alloc(sizeBytes, 0x21 * (region + 1));
+      expected.writeUInt32BE(region, 1000);
+      t.ok(received.get(2000 + round * 10 + region)?.equals(expected), `round ${round}: read of region ${region} is its own data`);
+    }
+  }
+});
+
 t.test('range lock: free ranges need no lock, waiters wake on release', async (t) => {
   const lock = new RangeLock();
   t.ok(lock.isFree(0, 4096), 'nothing held');

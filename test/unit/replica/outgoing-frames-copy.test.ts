@@ -94,3 +94,34 @@ t.test('a failed write or a discard never reports the chunk as written', async (
   t.equal(sink.written.length, 1, 'nothing is written after a discard');
   t.equal(recycled, 0);
 });
+
+t.test('afterQueued: at once when everything was copied, else after the last appended chunk was written', async (t) => {
+  const sink = new CallbackSink();
+  const turn = manualTurn();
+  const frames = new OutgoingFrames(sink, { slabBytes: 64, schedule: turn.schedule });
+  const events: string[] = [];
+  frames.copy(Buffer.from('small|'));
+  frames.afterQueued(() => events.push('copied only'));
+  t.same(events, ['copied only'], 'nothing appended: the caller may reuse its buffer now');
+
+  frames.append(Buffer.from('big-1|'), () => events.push('big-1 written'));
+  frames.copy(Buffer.from('header|'));
+  frames.append(Buffer.from('big-2|'));
+  frames.afterQueued(() => events.push('reply A may be recycled'));
+  frames.afterQueued(() => events.push('reply B may be recycled'));
+  turn.run();
+  t.same(events, ['copied only'], 'nothing before the socket reports the writes');
+  sink.callbacks.forEach((callback) => callback?.(null));
+  t.same(events, ['copied only', 'big-1 written', 'reply A may be recycled', 'reply B may be recycled'], 'after the last appended chunk, in order');
+
+  frames.copy(Buffer.from('next turn|'));
+  frames.afterQueued(() => events.push('next turn'));
+  t.equal(events.at(-1), 'next turn', 'a flushed turn leaves no chunk to wait for');
+
+  frames.append(Buffer.from('lost|'));
+  frames.afterQueued(() => events.push('never'));
+  turn.run();
+  const lastCallback = sink.callbacks.at(-1);
+  lastCallback?.(new Error('EPIPE'));
+  t.notOk(events.includes('never'), 'not after a failed write: the bytes may still be in use');
+});
