@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RangeLock } from '../../../blockdev/volume/range-lock.js';
 import { dataOut, scsiCommand, wire } from './helpers/initiator-pdus.js';
 import { eventually, startTestTarget } from './helpers/iscsi-test-server.js';
@@ -97,52 +97,54 @@ async function writeThroughR2T(client: RawIscsiClient, itt: number, payload: Buf
   }
 }
 
-t.test('large writes assembled in recycled buffers keep their own data', async (t) => {
+/** A target and a client logged in to vol1 whose Data-In segments are at most 64 KiB (four per 256 KiB transfer). */
+async function loggedInWith64KiBSegments(t: Test): Promise<{ target: Awaited<ReturnType<typeof startTestTarget>>; client: RawIscsiClient }> {
   const target = await startTestTarget(t);
   const client = await RawIscsiClient.open(target.port);
   t.teardown(() => client.destroy());
   const login = await client.login({ target: VOL1, extra: [{ key: 'MaxRecvDataSegmentLength', value: '65536' }] });
   t.equal(loginStatusOf(login), 0);
-  const sizeBytes = 256 * 1024;
-  const blocks = sizeBytes / 512;
+  return { target, client };
+}
+
+/** The transfer size of the large-I/O tests, in bytes and 512-byte blocks. */
+const LARGE_BYTES = 256 * 1024;
+const LARGE_BLOCKS = LARGE_BYTES / 512;
+
+t.test('large writes assembled in recycled buffers keep their own data', async (t) => {
+  const { target, client } = await loggedInWith64KiBSegments(t);
   // Three writes in turn: the second and third reuse the first one's buffer once it is released.
   for (let round = 0; round < 3; round += 1) {
-    const payload = Buffer.alloc(sizeBytes, 0x11 * (round + 1));
+    const payload = Buffer.alloc(LARGE_BYTES, 0x11 * (round + 1));
     payload.writeUInt32BE(round, 100);
-    client.send(scsiCommand({ itt: 900 + round, edtl: sizeBytes, cmdSN: 1 + round, write: true, cdb: cdb10(0x2a, round * blocks, blocks) }));
+    client.send(scsiCommand({ itt: 900 + round, edtl: LARGE_BYTES, cmdSN: 1 + round, write: true, cdb: cdb10(0x2a, round * LARGE_BLOCKS, LARGE_BLOCKS) }));
     t.equal(await writeThroughR2T(client, 900 + round, payload), 0, `write ${round} GOOD`);
   }
   const device = target.devices.get('vol1');
   for (let round = 0; round < 3; round += 1) {
-    const expected = Buffer.alloc(sizeBytes, 0x11 * (round + 1));
+    const expected = Buffer.alloc(LARGE_BYTES, 0x11 * (round + 1));
     expected.writeUInt32BE(round, 100);
-    const stored = Buffer.alloc(sizeBytes);
-    await device?.read(round * sizeBytes, stored);
+    const stored = Buffer.alloc(LARGE_BYTES);
+    await device?.read(round * LARGE_BYTES, stored);
     t.ok(stored.equals(expected), `write ${round} landed intact`);
   }
 });
 
 t.test('large reads from recycled buffers keep their own data while replies wait to be sent', async (t) => {
-  const target = await startTestTarget(t);
-  const client = await RawIscsiClient.open(target.port);
-  t.teardown(() => client.destroy());
-  const login = await client.login({ target: VOL1, extra: [{ key: 'MaxRecvDataSegmentLength', value: '65536' }] });
-  t.equal(loginStatusOf(login), 0);
-  const sizeBytes = 256 * 1024;
-  const blocks = sizeBytes / 512;
+  const { target, client } = await loggedInWith64KiBSegments(t);
   const regions = 4;
   const device = target.devices.get('vol1');
   for (let region = 0; region < regions; region += 1) {
-    const pattern = Buffer.alloc(sizeBytes, 0x21 * (region + 1));
+    const pattern = Buffer.alloc(LARGE_BYTES, 0x21 * (region + 1));
     pattern.writeUInt32BE(region, 1000);
-    await device?.write(region * sizeBytes, pattern);
+    await device?.write(region * LARGE_BYTES, pattern);
   }
   let cmdSN = 1;
   // Rounds of pipelined reads: later rounds read into buffers the earlier ones gave back.
   for (let round = 0; round < 3; round += 1) {
     const frames: Buffer[] = [];
     for (let region = 0; region < regions; region += 1) {
-      frames.push(wire(scsiCommand({ itt: 2000 + round * 10 + region, edtl: sizeBytes, cmdSN, read: true, cdb: cdb10(0x28, region * blocks, blocks) })));
+      frames.push(wire(scsiCommand({ itt: 2000 + round * 10 + region, edtl: LARGE_BYTES, cmdSN, read: true, cdb: cdb10(0x28, region * LARGE_BLOCKS, LARGE_BLOCKS) })));
       cmdSN += 1;
     }
     client.sendRaw(Buffer.concat(frames));
@@ -152,13 +154,13 @@ t.test('large reads from recycled buffers keep their own data while replies wait
       const pdu = await client.read();
       t.equal((pdu.bhs[0] ?? 0) & 0x3f, 0x25, 'Data-In');
       const itt = pdu.bhs.readUInt32BE(16);
-      const data = received.get(itt) ?? Buffer.alloc(sizeBytes);
+      const data = received.get(itt) ?? Buffer.alloc(LARGE_BYTES);
       pdu.data.copy(data, pdu.bhs.readUInt32BE(40));
       received.set(itt, data);
       if (((pdu.bhs[1] ?? 0) & 0x01) !== 0) answered += 1; // phase-collapsed status on the last one
     }
     for (let region = 0; region < regions; region += 1) {
-      const expected = Buffer.alloc(sizeBytes, 0x21 * (region + 1));
+      const expected = Buffer.alloc(LARGE_BYTES, 0x21 * (region + 1));
       expected.writeUInt32BE(region, 1000);
       t.ok(received.get(2000 + round * 10 + region)?.equals(expected), `round ${round}: read of region ${region} is its own data`);
     }
