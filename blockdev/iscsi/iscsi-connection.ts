@@ -60,9 +60,12 @@ type Phase = 'login' | 'full-feature' | 'closing';
  * (outgoing-frames.ts); larger data segments go to the socket as they are.
  * Why (perf, 4k randread qd1): joining a turn's frames with Buffer.concat
  * made one ArrayBuffer per reply, and that external memory drove V8 into a
- * major GC every ~150 ms (~10 % of the target's time at 7k IOPS).
+ * major GC every ~150 ms (~10 % of the target's time at 7k IOPS). Not more
+ * than a 4 KiB block: an initiator with a small MaxRecvDataSegmentLength
+ * gets a large READ in many small segments, and copying those would copy
+ * the whole read.
  */
-const COPIED_FRAME_MAX_BYTES = 16 * 1024;
+const COPIED_FRAME_MAX_BYTES = 4096;
 
 export class IscsiConnection {
   readonly connectionId: string;
