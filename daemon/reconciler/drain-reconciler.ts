@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { Command } from '../state/commands.js';
 import { planDrain, type DrainPlanOptions } from './drain-plan.js';
-import { LeaderReconciler } from './leader-reconciler.js';
+import { LeaderReconciler, proposeReplicaMove } from './leader-reconciler.js';
 
 /**
  * Leader side of `node drain` (issue 4 "Drain"): commits the moves
@@ -25,6 +25,6 @@ export function createDrainReconciler(options: DrainReconcilerOptions, modules: 
   const planOptions = options.maxMovingVolumes === undefined ? {} : { maxMovingVolumes: options.maxMovingVolumes };
   return new LeaderReconciler(
     { name: 'drain', ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }) },
-    { ...modules, plan: (state) => planDrain(state, planOptions).moves },
+    { ...modules, plan: (state) => planDrain(state, planOptions).moves, act: proposeReplicaMove(modules) },
   );
 }

@@ -1,46 +1,41 @@
 import type { Logger } from 'pino';
-import { PeriodicPass } from '../lifecycle/periodic-pass.js';
+import { PeriodicPass, type PeriodicTimers } from '../lifecycle/periodic-pass.js';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { Command } from '../state/commands.js';
 import type { ReplicaMove } from './replica-moves.js';
 
 /**
- * The thin shell around a pure move plan (drain-plan.ts, locality-plan.ts):
- * every `intervalMs`, on the Raft leader only (one planner for the cluster,
- * so two nodes never add two replicas for the same move), plan from the
- * committed state and commit each move. The state machine stays the
- * authority: a move made stale by a concurrent change is refused at apply
- * (replica.add beyond count + 1, replica.remove of the last in-sync copy)
- * and simply re-planned on the next pass. The owner's session follows the
- * committed replica set (session-replica-sync.ts) and rebuilds new replicas.
+ * The thin shell around a pure plan (drain-plan.ts, locality-plan.ts,
+ * repair-plan.ts, retention-plan.ts): every `intervalMs`, on the Raft leader
+ * only (one planner for the cluster, so two nodes never act twice on the
+ * same plan), plan from the committed state and act on each item in turn.
+ * The state machine stays the authority: an action made stale by a
+ * concurrent change is refused (replica.add beyond count + 1, a snapshot
+ * of a deleted volume) and simply planned again on the next pass.
  */
 
 export interface LeaderReconcilerOptions {
-  /** For logs: "drain" or "locality". */
+  /** For logs: "drain", "locality", "snapshot-retention". */
   readonly name: string;
   readonly intervalMs?: number;
 }
 
-export interface LeaderReconcilerModules {
+export interface LeaderReconcilerModules<Action extends Readonly<Record<string, unknown>>> extends PeriodicTimers {
   readonly state: () => ClusterState;
   readonly isLeader: () => boolean;
-  readonly propose: (command: Command) => Promise<unknown>;
-  readonly plan: (state: ClusterState) => readonly ReplicaMove[];
+  readonly plan: (state: ClusterState) => readonly Action[];
+  /** Carry out one action; resolves with what to log when it succeeded. */
+  readonly act: (action: Action) => Promise<string>;
   readonly logger: Logger;
-  readonly nowIso?: () => string;
-  readonly setInterval?: (callback: () => void, ms: number) => NodeJS.Timeout;
-  readonly clearInterval?: (timer: NodeJS.Timeout) => void;
 }
 
-export class LeaderReconciler {
-  readonly #options: LeaderReconcilerOptions;
-  readonly #modules: LeaderReconcilerModules;
+export class LeaderReconciler<Action extends Readonly<Record<string, unknown>> = ReplicaMove> {
+  readonly #modules: LeaderReconcilerModules<Action>;
   readonly #logger: Logger;
   readonly #loop: PeriodicPass;
 
-  constructor(options: LeaderReconcilerOptions, modules: LeaderReconcilerModules) {
-    this.#options = options;
+  constructor(options: LeaderReconcilerOptions, modules: LeaderReconcilerModules<Action>) {
     this.#modules = modules;
     this.#logger = modules.logger.child({ component: `${options.name}-reconciler` });
     this.#loop = new PeriodicPass(options.intervalMs ?? 1000, () => this.#pass(), modules);
@@ -50,7 +45,7 @@ export class LeaderReconciler {
     this.#loop.start();
   }
 
-  /** One pass (passes never overlap); resolves once its moves are committed or refused. */
+  /** One pass (passes never overlap); resolves once its actions succeeded or failed. */
   tick(): Promise<void> {
     return this.#loop.run();
   }
@@ -61,22 +56,32 @@ export class LeaderReconciler {
 
   async #pass(): Promise<void> {
     if (!this.#modules.isLeader()) return;
-    const moves = this.#modules.plan(this.#modules.state());
-    for (const move of moves) {
+    for (const action of this.#modules.plan(this.#modules.state())) {
       if (!this.#modules.isLeader()) return;
+      const fields: Record<string, unknown> = { ...action };
       try {
-        await this.#modules.propose(this.#command(move));
-        this.#logger.info({ ...move }, move.kind === 'add-replica' ? 'replica added; the owner rebuilds it' : 'replica removed');
+        this.#logger.info(fields, await this.#modules.act(action));
       } catch (error) {
-        // Refused at apply (the state moved) or lost leadership: the next pass plans again.
+        // Refused (the state moved) or lost leadership: the next pass plans again.
         const level = isPlinthError(error) ? 'warn' : 'error';
-        this.#logger[level]({ err: toError(error), ...move }, 'move not committed; planning again next pass');
+        this.#logger[level]({ ...fields, err: toError(error) }, 'action failed; planning again next pass');
       }
     }
   }
+}
 
-  #command(move: ReplicaMove): Command {
-    if (move.kind === 'remove-replica') return { type: 'replica.remove', name: move.volume, nodeId: move.nodeId };
-    return { type: 'replica.add', name: move.volume, nodeId: move.nodeId, at: (this.#modules.nowIso ?? (() => new Date().toISOString()))() };
-  }
+/** `act` for replica moves: commit the move as its Raft command. */
+export function proposeReplicaMove(modules: {
+  readonly propose: (command: Command) => Promise<unknown>;
+  readonly nowIso?: () => string;
+}): (move: ReplicaMove) => Promise<string> {
+  const nowIso = modules.nowIso ?? (() => new Date().toISOString());
+  return async (move) => {
+    if (move.kind === 'remove-replica') {
+      await modules.propose({ type: 'replica.remove', name: move.volume, nodeId: move.nodeId });
+      return 'replica removed';
+    }
+    await modules.propose({ type: 'replica.add', name: move.volume, nodeId: move.nodeId, at: nowIso() });
+    return 'replica added; the owner rebuilds it';
+  };
 }

@@ -1,5 +1,5 @@
 import type { ClusterCommandModules } from './drain-reconciler.js';
-import { LeaderReconciler } from './leader-reconciler.js';
+import { LeaderReconciler, proposeReplicaMove } from './leader-reconciler.js';
 import { planLocality, type LocalityPlanOptions } from './locality-plan.js';
 
 /**
@@ -15,6 +15,6 @@ export function createLocalityReconciler(options: LocalityReconcilerOptions, mod
   const planOptions = options.maxMovingVolumes === undefined ? {} : { maxMovingVolumes: options.maxMovingVolumes };
   return new LeaderReconciler(
     { name: 'locality', ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }) },
-    { ...modules, plan: (state) => planLocality(state, planOptions) },
+    { ...modules, plan: (state) => planLocality(state, planOptions), act: proposeReplicaMove(modules) },
   );
 }

@@ -1,5 +1,5 @@
 import type { ClusterCommandModules } from './drain-reconciler.js';
-import { LeaderReconciler } from './leader-reconciler.js';
+import { LeaderReconciler, proposeReplicaMove } from './leader-reconciler.js';
 import { planRepair, type RepairPlanOptions } from './repair-plan.js';
 
 /** Leader side of re-replication: commits the replicas planRepair() adds to under-replicated volumes. */
@@ -11,6 +11,6 @@ export function createRepairReconciler(options: RepairReconcilerOptions, modules
   const planOptions = options.maxMovingVolumes === undefined ? {} : { maxMovingVolumes: options.maxMovingVolumes };
   return new LeaderReconciler(
     { name: 'repair', ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }) },
-    { ...modules, plan: (state) => planRepair(state, planOptions) },
+    { ...modules, plan: (state) => planRepair(state, planOptions), act: proposeReplicaMove(modules) },
   );
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { isPlinthError, toError } from '../../common/plinth-error.js';
-import { PeriodicPass, type PeriodicTimers } from '../lifecycle/periodic-pass.js';
+import type { PeriodicTimers } from '../lifecycle/periodic-pass.js';
 import { planRetention, type RetentionAction } from '../snapshots/retention-plan.js';
 import type { ClusterState } from '../state/cluster-state.js';
+import { LeaderReconciler } from './leader-reconciler.js';
 
 /**
  * The leader runs snapshot retention schedules (issue 8 "Retention"): every
@@ -12,7 +12,7 @@ import type { ClusterState } from '../state/cluster-state.js';
  * writes, the holders take it, snapshot.create commits). Leader only, so
  * two nodes never take the same auto snapshot; a new leader carries on from
  * the committed snapshots. A failed action is logged and planned again on
- * the next pass.
+ * the next pass (the plan-and-act loop is leader-reconciler.ts).
  */
 export interface SnapshotRetentionOptions {
   /** How often to look; the schedules' own periods are at least a minute. Default 10 s. */
@@ -30,49 +30,21 @@ export interface SnapshotRetentionModules extends PeriodicTimers {
   readonly logger: Logger;
 }
 
-export class SnapshotRetentionReconciler {
-  readonly #options: SnapshotRetentionOptions;
-  readonly #modules: SnapshotRetentionModules;
-  readonly #logger: Logger;
-  readonly #loop: PeriodicPass;
-
-  constructor(options: SnapshotRetentionOptions, modules: SnapshotRetentionModules) {
-    this.#options = options;
-    this.#modules = modules;
-    this.#logger = modules.logger.child({ component: 'snapshot-retention' });
-    this.#loop = new PeriodicPass(options.intervalMs ?? 10_000, () => this.#pass(), { ...modules, logger: this.#logger });
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  /** One pass now (passes never overlap); resolves when its actions finished or failed. */
-  tick(): Promise<void> {
-    return this.#loop.run();
-  }
-
-  close(): Promise<void> {
-    return this.#loop.close();
-  }
-
-  async #pass(): Promise<void> {
-    if (!this.#modules.isLeader()) return;
-    const actions = planRetention(this.#modules.state(), this.#modules.nowMs()).slice(0, this.#options.maxActionsPerPass ?? 16);
-    for (const action of actions) {
-      if (!this.#modules.isLeader()) return;
-      await this.#run(action);
-    }
-  }
-
-  async #run(action: RetentionAction): Promise<void> {
-    try {
-      if (action.kind === 'create') await this.#modules.createSnapshot(action.volume, action.snapshotName);
-      else await this.#modules.deleteSnapshot(action.volume, action.snapshotName);
-      this.#logger.info({ ...action }, action.kind === 'create' ? 'scheduled snapshot taken' : 'expired auto snapshot deleted');
-    } catch (error) {
-      // A volume busy or deleted meanwhile, a lost leadership: the next pass plans again from the state.
-      this.#logger[isPlinthError(error) ? 'warn' : 'error']({ err: toError(error), ...action }, 'retention action failed; planning again next pass');
-    }
-  }
+export function createSnapshotRetentionReconciler(options: SnapshotRetentionOptions, modules: SnapshotRetentionModules): LeaderReconciler<RetentionAction> {
+  const maxActions = options.maxActionsPerPass ?? 16;
+  return new LeaderReconciler(
+    { name: 'snapshot-retention', intervalMs: options.intervalMs ?? 10_000 },
+    {
+      ...modules,
+      plan: (state) => planRetention(state, modules.nowMs()).slice(0, maxActions),
+      act: async (action) => {
+        if (action.kind === 'create') {
+          await modules.createSnapshot(action.volume, action.snapshotName);
+          return 'scheduled snapshot taken';
+        }
+        await modules.deleteSnapshot(action.volume, action.snapshotName);
+        return 'expired auto snapshot deleted';
+      },
+    },
+  );
 }

@@ -5,7 +5,9 @@ import type { CommandProposer } from '../control/command-proposer.js';
 import type { VolumeExports } from '../control/volume-exports.js';
 import { choosePlacement } from '../control/volume-placement.js';
 import type { ControlPlane } from '../control-plane.js';
-import { SnapshotRetentionReconciler } from '../reconciler/snapshot-retention-reconciler.js';
+import type { LeaderReconciler } from '../reconciler/leader-reconciler.js';
+import { createSnapshotRetentionReconciler } from '../reconciler/snapshot-retention-reconciler.js';
+import type { RetentionAction } from './retention-plan.js';
 import type { VolumeRecord } from '../state/cluster-state.js';
 import type { SnapshotRecord } from '../state/snapshot-commands.js';
 import { receiveWriterConnectionId } from '../state/receive-commands.js';
@@ -35,7 +37,7 @@ export interface SendReceiveServicesBundle {
   readonly send: SendService;
   readonly receive: ReceiveService;
   readonly schedules: RetentionScheduleService;
-  readonly retention: SnapshotRetentionReconciler;
+  readonly retention: LeaderReconciler<RetentionAction>;
 }
 
 export function createSendReceiveServices(options: { readonly nodeId: string }, modules: SendReceiveServicesModules): SendReceiveServicesBundle {
@@ -63,7 +65,7 @@ export function createSendReceiveServices(options: { readonly nodeId: string }, 
     placement: (state, replicaCount) => choosePlacement(state, { name: 'received', sizeBytes: 0, ...(replicaCount === undefined ? {} : { replicaCount }) }, nodeId),
     logger: logger.child({ component: 'receive' }),
   });
-  const retention = new SnapshotRetentionReconciler({}, {
+  const retention = createSnapshotRetentionReconciler({}, {
     state: () => commands.state,
     isLeader: () => commands.leaderId === nodeId,
     nowMs: Date.now,

@@ -2,7 +2,8 @@ import pino from 'pino';
 import t from 'tap';
 import { PlinthError } from '../../../common/plinth-error.js';
 import { DrainAttachments } from '../../../daemon/reconciler/drain-attachments.js';
-import { LeaderReconciler } from '../../../daemon/reconciler/leader-reconciler.js';
+import { LeaderReconciler, proposeReplicaMove } from '../../../daemon/reconciler/leader-reconciler.js';
+import type { ReplicaMove } from '../../../daemon/reconciler/replica-moves.js';
 import { applyCommand } from '../../../daemon/state/apply-command.js';
 import { emptyClusterState, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import type { Command } from '../../../daemon/state/commands.js';
@@ -60,18 +61,20 @@ t.test('the draining node detaches idle volumes and keeps (and reports) the ones
 t.test('the leader reconciler commits planned moves on the leader only, and survives refusals', async (t) => {
   let leader = false;
   const proposed: Command[] = [];
-  const reconciler = new LeaderReconciler({ name: 'test' }, {
+  const reconciler = new LeaderReconciler<ReplicaMove>({ name: 'test' }, {
     state: base,
     isLeader: () => leader,
     plan: () => [
       { kind: 'add-replica', volume: 'idle', nodeId: 'b', reason: 'drain' },
       { kind: 'remove-replica', volume: 'busy', nodeId: 'a', reason: 'drain' },
     ],
-    propose: async (command) => {
-      proposed.push(command);
-      if (command.type === 'replica.add') throw new PlinthError('INVALID_ARGUMENT', 'stale');
-    },
-    nowIso: () => AT,
+    act: proposeReplicaMove({
+      propose: async (command) => {
+        proposed.push(command);
+        if (command.type === 'replica.add') throw new PlinthError('INVALID_ARGUMENT', 'stale');
+      },
+      nowIso: () => AT,
+    }),
     logger,
   });
   await reconciler.tick();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { SnapshotRetentionReconciler } from '../../../daemon/reconciler/snapshot-retention-reconciler.js';
+import { createSnapshotRetentionReconciler } from '../../../daemon/reconciler/snapshot-retention-reconciler.js';
 import { autoSnapshotName, isAutoSnapshotName, planRetention } from '../../../daemon/snapshots/retention-plan.js';
 import { findVolume, type ClusterState } from '../../../daemon/state/cluster-state.js';
 import { decodeCommand } from '../../../daemon/state/commands.js';
@@ -74,7 +74,7 @@ t.test('reconciler: 30 simulated hours of hourly snapshots keep the newest 24; o
   let leader = true;
   let failNext = false;
   const calls: string[] = [];
-  const reconciler = new SnapshotRetentionReconciler(
+  const reconciler = createSnapshotRetentionReconciler(
     { intervalMs: 60_000 },
     {
       state: () => state,
