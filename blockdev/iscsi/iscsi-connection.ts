@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type pino from 'pino';
 import { isPlinthError, toError } from '../../common/plinth-error.js';
 import type { ExportHandle, ExportProvider } from '../export-provider.js';
-import { type FrameSink, OutgoingFrames } from '../replica/outgoing-frames.js';
+import { type FrameSink, OutgoingFrames } from '../outgoing-frames.js';
 import type { BufferPool } from '../buffer-pool.js';
 import type { ChapSecretProvider } from './chap.js';
 import type { ReplyPart } from './data-in-writer.js';

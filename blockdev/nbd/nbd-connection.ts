@@ -6,7 +6,7 @@ import { toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import { NBD_CMD_DISC, NBD_REP_ERR_TOO_BIG } from './constants.js';
 import { BufferPool } from '../buffer-pool.js';
-import { OutgoingFrames } from '../replica/outgoing-frames.js';
+import { OutgoingFrames } from '../outgoing-frames.js';
 import { FrameReader, type FrameMessage } from './frame-reader.js';
 import { Handshake, type HandshakeOutcome, type NegotiatedExport } from './handshake.js';
 import { encodeOptionError, encodeServerGreeting } from './handshake-codec.js';

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { toError } from '../../common/plinth-error.js';
 import { decodeRequest, encodeReply, encodeReplyInto, FrameSplitter, INLINE_PAYLOAD_MAX_BYTES, replyFrameBytes } from './replica-codec.js';
-import { OutgoingFrames } from './outgoing-frames.js';
+import { OutgoingFrames } from '../outgoing-frames.js';
 import { acceptorStep } from './replica-handshake.js';
 import { decodeHelloGreeting, encodeHelloChallenge, PROOF_BYTES } from './replica-payloads.js';
 import { Opcode, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';

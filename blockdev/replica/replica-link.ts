@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { PlinthError } from '../../common/plinth-error.js';
 import { HANDSHAKE_NONCE_BYTES } from '../../consensus/transport/handshake.js';
 import { decodeErrorMessage, decodeReply, encodeRequestInto, FrameSplitter, INLINE_PAYLOAD_MAX_BYTES, requestFrameBytes } from './replica-codec.js';
-import { OutgoingFrames } from './outgoing-frames.js';
+import { OutgoingFrames } from '../outgoing-frames.js';
 import { dialerStep } from './replica-handshake.js';
 import { decodeHelloChallenge, decodeOpenAnswer, encodeHelloGreeting } from './replica-payloads.js';
 import { type Opcode, Opcode as Op, type ReplicaReply, type ReplicaRequest, ReplicaProtocolError, RequestFlag, Status } from './replica-protocol.js';

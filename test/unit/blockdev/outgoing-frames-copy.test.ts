@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type FrameSink, OutgoingFrames } from '../../../blockdev/replica/outgoing-frames.js';
+import { type FrameSink, OutgoingFrames } from '../../../blockdev/outgoing-frames.js';
 
 /**
  * copy() and append(chunk, afterWrite) (outgoing-frames.ts), as the NBD

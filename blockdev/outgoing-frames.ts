@@ -1,7 +1,7 @@
 /**
- * The frames a replication socket sends in one event-loop turn, gathered in
- * one buffer and handed to the socket with one write when the turn's I/O
- * callbacks are done (setImmediate).
+ * The frames a socket sends in one event-loop turn (replica links, NBD and
+ * iSCSI replies), gathered in one buffer and handed to the socket with one
+ * write when the turn's I/O callbacks are done (setImmediate by default).
  *
  * Why (perf round 4, 4k randwrite qd32 on 3 replicas): a socket.write per
  * frame under cork/uncork cost the owner a Buffer allocation (4 KiB + head,

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type FrameSink, OutgoingFrames } from '../../../blockdev/replica/outgoing-frames.js';
+import { type FrameSink, OutgoingFrames } from '../../../blockdev/outgoing-frames.js';
 
 /** A socket stand-in that records what each flush wrote, and whether it was corked. */
 class RecordingSink implements FrameSink {
