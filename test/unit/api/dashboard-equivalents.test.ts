@@ -6,9 +6,9 @@ import { findCommand } from '../../../api/cli/command-table.js';
 import { parseCommandLine } from '../../../api/cli/parse-args.js';
 import type { SendReceiveServices } from '../../../api/routes/send-receive-routes.js';
 import { PlinthError } from '../../../common/plinth-error.js';
-import type { SnapshotGroupView, SnapshotView, VolumeView } from '../../../daemon/control-plane.js';
 import type { SnapshotSchedule } from '../../../daemon/state/snapshot-schedule-commands.js';
-import { FakeControlPlane } from '../../helpers/fake-control-plane.js';
+import type { FakeControlPlane } from '../../helpers/fake-control-plane.js';
+import { SnapshotControlPlane } from '../../helpers/snapshot-control-plane.js';
 import { AUTH_HEADERS, buildTestApp, TEST_TOKEN } from './api-fixture.js';
 
 /**
@@ -147,52 +147,6 @@ t.test('every snapshot CLI equivalent is a command the CLI accepts (issue 8)', a
   t.equal(eq.describeRest(schedule.rest), 'PUT /v1/volumes/db1/snapshot-schedule {"everyMs":5400000,"keep":24}');
   t.equal(eq.revertEquivalent('a b', 's 1').rest.path, '/v1/volumes/a%20b/snapshots/s%201/revert', 'both names URL-encoded');
 });
-
-/** Snapshots in memory, as the snapshot route tests keep them (test/unit/api/snapshot-routes.test.ts). */
-class SnapshotControlPlane extends FakeControlPlane {
-  readonly snapshotsByVolume = new Map<string, SnapshotView[]>();
-
-  async listSnapshots(volume: string): Promise<SnapshotView[]> {
-    await this.getVolume(volume);
-    return this.snapshotsByVolume.get(volume) ?? [];
-  }
-
-  async createSnapshot(volume: string, snapshot: string, groupId?: string): Promise<SnapshotView> {
-    const view = await this.getVolume(volume);
-    const list = this.snapshotsByVolume.get(volume) ?? [];
-    if (list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_EXISTS', `volume ${volume} already has a snapshot ${snapshot}`);
-    const created: SnapshotView = {
-      id: `snap-${list.length + 1}`, name: snapshot, volume, createdAt: new Date(0).toISOString(), sizeBytes: view.sizeBytes,
-      generation: view.generation, holders: view.replicas.map((replica) => replica.nodeId), space: null, ...(groupId === undefined ? {} : { groupId }),
-    };
-    this.snapshotsByVolume.set(volume, [...list, created]);
-    return created;
-  }
-
-  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
-    const list = await this.listSnapshots(volume);
-    if (!list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
-    this.snapshotsByVolume.set(volume, list.filter((item) => item.name !== snapshot));
-  }
-
-  async cloneVolume(volume: string, snapshot: string, cloneName: string): Promise<VolumeView> {
-    const source = (await this.listSnapshots(volume)).find((item) => item.name === snapshot);
-    if (source === undefined) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
-    return this.createVolume({ name: cloneName, sizeBytes: source.sizeBytes });
-  }
-
-  async revertVolume(volume: string): Promise<VolumeView> {
-    const view = await this.getVolume(volume);
-    if (view.attachedTo !== null) throw new PlinthError('VOLUME_ATTACHED', `volume ${volume} is attached to node ${view.attachedTo}; detach it before reverting`);
-    return view;
-  }
-
-  async createSnapshotGroup(name: string, volumes: readonly string[]): Promise<SnapshotGroupView> {
-    const snapshots: SnapshotView[] = [];
-    for (const volume of volumes) snapshots.push(await this.createSnapshot(volume, name, 'group-1'));
-    return { groupId: 'group-1', name, snapshots };
-  }
-}
 
 function notServed(): never {
   throw new PlinthError('NOT_SUPPORTED', 'send/receive is not part of this test');

@@ -3,57 +3,14 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildApiApp } from '../../../api/build-api-app.js';
 import { runCli } from '../../../api/cli/run-cli.js';
-import { PlinthError } from '../../../common/plinth-error.js';
-import type { SnapshotGroupView, SnapshotView, VolumeView } from '../../../daemon/control-plane.js';
-import { FakeControlPlane } from '../../helpers/fake-control-plane.js';
+import type { SnapshotView } from '../../../daemon/control-plane.js';
+import { SnapshotControlPlane } from '../../helpers/snapshot-control-plane.js';
 import { AUTH_HEADERS, errorOf, TEST_TOKEN } from './api-fixture.js';
 
 /** Issue 8: the snapshot routes, schemas, typed client and CLI over an in-memory control plane. */
 
-class SnapshotControlPlane extends FakeControlPlane {
-  readonly snapshots = new Map<string, SnapshotView[]>();
-
-  async listSnapshots(volume: string): Promise<SnapshotView[]> {
-    await this.getVolume(volume);
-    return this.snapshots.get(volume) ?? [];
-  }
-
-  async createSnapshot(volume: string, snapshot: string): Promise<SnapshotView> {
-    const view = await this.getVolume(volume);
-    const list = this.snapshots.get(volume) ?? [];
-    if (list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_EXISTS', `volume ${volume} already has a snapshot ${snapshot}`);
-    const created: SnapshotView = { id: `snap-${list.length + 1}`, name: snapshot, volume, createdAt: new Date(0).toISOString(), sizeBytes: view.sizeBytes, generation: view.generation, holders: view.replicas.map((replica) => replica.nodeId), space: { measuredOn: 'node-1', exclusiveBytes: 0, sharedBytes: 4096 } };
-    this.snapshots.set(volume, [...list, created]);
-    return created;
-  }
-
-  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
-    const list = await this.listSnapshots(volume);
-    if (!list.some((item) => item.name === snapshot)) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
-    this.snapshots.set(volume, list.filter((item) => item.name !== snapshot));
-  }
-
-  async cloneVolume(volume: string, snapshot: string, cloneName: string): Promise<VolumeView> {
-    const source = (await this.listSnapshots(volume)).find((item) => item.name === snapshot);
-    if (source === undefined) throw new PlinthError('SNAPSHOT_NOT_FOUND', `volume ${volume} has no snapshot ${snapshot}`);
-    return this.createVolume({ name: cloneName, sizeBytes: source.sizeBytes });
-  }
-
-  async revertVolume(volume: string): Promise<VolumeView> {
-    const view = await this.getVolume(volume);
-    if (view.attachedTo !== null) throw new PlinthError('VOLUME_ATTACHED', `volume ${volume} is attached to node ${view.attachedTo}`);
-    return view;
-  }
-
-  async createSnapshotGroup(name: string, volumes: readonly string[]): Promise<SnapshotGroupView> {
-    const snapshots = [];
-    for (const volume of volumes) snapshots.push(await this.createSnapshot(volume, name));
-    return { groupId: 'group-1', name, snapshots };
-  }
-}
-
 async function rig(t: { teardown(fn: () => unknown): void }) {
-  const control = new SnapshotControlPlane();
+  const control = new SnapshotControlPlane({ space: { measuredOn: 'node-1', exclusiveBytes: 0, sharedBytes: 4096 } });
   const app = await buildApiApp({ token: TEST_TOKEN, version: '0.1.0-test', logger: pino({ level: 'silent' }) }, { control, metrics: new Registry() });
   t.teardown(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });
