@@ -472,21 +472,33 @@ export class ReplicatedVolume implements BlockDevice {
     this.logger.info({ replicaId }, 'replica back in sync');
   }
 
+  /**
+   * A slot in the I/O gate: undefined when one was free now (no promise on
+   * the usual path), else the wait for one; a refusal is counted as failed.
+   */
+  private admit(operation: VolumeOperation): Promise<void> | undefined {
+    if (this.gate.tryEnter()) return undefined;
+    return this.gate.enter().catch((error: unknown) => {
+      this.recordFailure(operation, 0, error);
+      throw error;
+    });
+  }
+
+  private recordFailure(operation: VolumeOperation, durationMs: number, error: unknown): void {
+    this.modules.metrics?.ioCompleted?.(operation, durationMs, isPlinthError(error) ? error.code : 'INTERNAL');
+  }
+
   /** Admission, timing and metrics around one client request. */
   private async track<T>(operation: VolumeOperation, section: () => Promise<T> | T): Promise<T> {
     const startedMs = this.nowMs();
-    if (!this.gate.tryEnter()) {
-      await this.gate.enter().catch((error: unknown) => {
-        this.modules.metrics?.ioCompleted?.(operation, 0, isPlinthError(error) ? error.code : 'INTERNAL');
-        throw error;
-      });
-    }
+    const waiting = this.admit(operation);
+    if (waiting !== undefined) await waiting;
     try {
       const result = await section();
       this.modules.metrics?.ioCompleted?.(operation, this.nowMs() - startedMs, 'ok');
       return result;
     } catch (error) {
-      this.modules.metrics?.ioCompleted?.(operation, this.nowMs() - startedMs, isPlinthError(error) ? error.code : 'INTERNAL');
+      this.recordFailure(operation, this.nowMs() - startedMs, error);
       throw error;
     } finally {
       this.gate.leave();
@@ -506,12 +518,8 @@ export class ReplicatedVolume implements BlockDevice {
     apply: (device: BlockDevice) => Promise<void>,
   ): Promise<void> {
     const startedMs = this.nowMs();
-    if (!this.gate.tryEnter()) {
-      await this.gate.enter().catch((error: unknown) => {
-        this.modules.metrics?.ioCompleted?.(operation, 0, isPlinthError(error) ? error.code : 'INTERNAL');
-        throw error;
-      });
-    }
+    const waiting = this.admit(operation);
+    if (waiting !== undefined) await waiting;
     try {
       assertInRange(offset, lengthBytes, this.sizeBytes);
       if (this.capabilities.readOnly) {
@@ -525,7 +533,7 @@ export class ReplicatedVolume implements BlockDevice {
       }
       this.modules.metrics?.ioCompleted?.(operation, this.nowMs() - startedMs, 'ok');
     } catch (error) {
-      this.modules.metrics?.ioCompleted?.(operation, this.nowMs() - startedMs, isPlinthError(error) ? error.code : 'INTERNAL');
+      this.recordFailure(operation, this.nowMs() - startedMs, error);
       throw error;
     } finally {
       this.gate.leave();
