@@ -14,25 +14,14 @@ import { join } from 'node:path';
 import { makeTempDir, type DaemonProcess } from '../helpers/daemon-harness.js';
 import { describeRun, missingToolsReason, run } from '../setup/e2e-process.js';
 import { eventually, PYTHON, runClient, startCluster, writeClient } from './fixtures/replication-cluster.js';
+import { PATTERN_CLIENT_PRELUDE_PY } from './fixtures/snapshot-rebuild-fixture.js';
 
 const MiB = 1024 * 1024;
-const BLOCK = 64 * 1024;
 /** The pattern: the first 16 MiB in 64 KiB blocks; the churn writer stays in the upper half. */
 const PATTERN_BLOCKS = 256;
 const CHURN_START = 32 * MiB;
 
-const SNAPSHOT_CLIENT_PY = String.raw`import errno, hashlib, json, os, random, sys, time
-import nbd
-
-BLOCK = ${BLOCK}
-
-def connect(uri):
-    h = nbd.NBD()
-    h.connect_uri(uri)
-    return h
-
-def block(seed, i):
-    return hashlib.sha256(("%s:%d" % (seed, i)).encode()).digest() * (BLOCK // 32)
+const SNAPSHOT_CLIENT_PY = PATTERN_CLIENT_PRELUDE_PY + String.raw`import errno, os, random, time
 
 def pattern(uri, seed, count):
     h = connect(uri)
