@@ -5,14 +5,11 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { PlinthError } from '../../common/plinth-error.js';
 import type { DiskPool } from '../../blockdev/pool/disk-pool.js';
 import { openPool } from '../../blockdev/pool/open-pool.js';
-import type { CommandProposer } from '../../daemon/control/command-proposer.js';
 import { VolumeExports } from '../../daemon/control/volume-exports.js';
-import { applyCommand, type CommandResult } from '../../daemon/state/apply-command.js';
-import { type ClusterState, emptyClusterState, findVolume } from '../../daemon/state/cluster-state.js';
-import type { Command } from '../../daemon/state/commands.js';
+import { findVolume } from '../../daemon/state/cluster-state.js';
+import { MemoryProposer } from '../helpers/memory-proposer.js';
 import { type DataPlane, startDataPlane } from '../../daemon/volume/data-plane.js';
 import { proposerCluster } from '../../daemon/volume/proposer-cluster.js';
 
@@ -31,16 +28,6 @@ const VOLUME_BYTES = 64 * MiB;
 const BLOCK_BYTES = 4096;
 const SECRET = Buffer.from('in-process-cluster-secret-0123456789');
 const NOW = '2026-11-26T00:00:00.000Z';
-
-class MemoryProposer implements CommandProposer {
-  state: ClusterState = emptyClusterState();
-  async propose(command: Command): Promise<CommandResult> {
-    const applied = applyCommand(this.state, command);
-    if (applied instanceof PlinthError) throw applied;
-    this.state = applied.state;
-    return applied.result;
-  }
-}
 
 interface Node {
   readonly nodeId: string;

@@ -14,16 +14,13 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { PlinthError } from '../../../common/plinth-error.js';
 import { openPool } from '../../../blockdev/pool/open-pool.js';
 import type { Pool } from '../../../blockdev/pool/pool-types.js';
 import { Opcode } from '../../../blockdev/replica/replica-protocol.js';
 import type { ReplicaLink } from '../../../blockdev/replica/replica-link.js';
 import { type ReplicaServer, startReplicaServer } from '../../../blockdev/replica/replica-server.js';
-import type { CommandProposer } from '../../../daemon/control/command-proposer.js';
-import { applyCommand, type CommandResult } from '../../../daemon/state/apply-command.js';
-import { type ClusterState, emptyClusterState, findVolume } from '../../../daemon/state/cluster-state.js';
-import type { Command } from '../../../daemon/state/commands.js';
+import { findVolume } from '../../../daemon/state/cluster-state.js';
+import { MemoryProposer } from '../../helpers/memory-proposer.js';
 import { SnapshotRebuild, type RebuildSessionView } from '../../../daemon/snapshots/snapshot-rebuild.js';
 import { SnapshotReplicaClient } from '../../../daemon/snapshots/snapshot-replica-client.js';
 
@@ -33,16 +30,6 @@ const VOLUME_BYTES = 16 * MiB;
 const SECRET = Buffer.from('snapshot-rebuild-test-secret-0123456789');
 const AT = '2026-11-26T00:00:00.000Z';
 const VOLUME_ID = 'vol-snaprb';
-
-class MemoryProposer implements CommandProposer {
-  state: ClusterState = emptyClusterState();
-  async propose(command: Command): Promise<CommandResult> {
-    const applied = applyCommand(this.state, command);
-    if (applied instanceof PlinthError) throw applied;
-    this.state = applied.state;
-    return applied.result;
-  }
-}
 
 interface Node {
   readonly nodeId: string;
