@@ -20,7 +20,7 @@ import type { VolumeIoRecorder } from '../metrics/volume-io-stats.js';
 import { findSnapshot, type SnapshotRecord } from '../state/snapshot-commands.js';
 import { assertNotReceiving, receiveWriterConnectionId } from '../state/receive-commands.js';
 import type { OpenSnapshotExport } from '../snapshots/snapshot-readers.js';
-import { SNAPSHOT_BLOCK_SIZE, SNAPSHOT_CAPABILITIES } from '../snapshots/snapshot-export-device.js';
+import { SNAPSHOT_BLOCK_SIZE, SNAPSHOT_EXPORT_CAPABILITIES } from '../snapshots/snapshot-export-device.js';
 
 export interface VolumeExportsOptions {
   /** This node: opening an export attaches the volume here. */
@@ -431,7 +431,7 @@ function describeSnapshot(volume: VolumeRecord, snapshot: SnapshotRecord): Expor
     description: `Plinth snapshot ${snapshot.name} of volume ${volume.name} (${formatSize(snapshot.sizeBytes)}, read-only)`,
     sizeBytes: snapshot.sizeBytes,
     readOnly: true,
-    capabilities: SNAPSHOT_CAPABILITIES,
+    capabilities: SNAPSHOT_EXPORT_CAPABILITIES,
     blockSize: SNAPSHOT_BLOCK_SIZE,
   };
 }

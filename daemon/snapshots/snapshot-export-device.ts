@@ -2,6 +2,7 @@ import { PlinthError } from '../../common/plinth-error.js';
 import type { BlockCapabilities, BlockDevice, BlockSizeHints, ExtentStatus } from '../../blockdev/block-device.js';
 import { DEFAULT_MAX_IO_BYTES } from '../../blockdev/replica/replica-protocol.js';
 import { assertInRange } from '../../blockdev/range.js';
+import { SNAPSHOT_CAPABILITIES } from '../../blockdev/pool/snapshot-device.js';
 
 /**
  * The read-only BlockDevice behind a `volume@snapshot` export (issue 8;
@@ -13,16 +14,8 @@ import { assertInRange } from '../../blockdev/range.js';
  * normally never try.
  */
 
-export const SNAPSHOT_CAPABILITIES: BlockCapabilities = {
-  readOnly: true,
-  fua: false,
-  trim: false,
-  writeZeroes: false,
-  fastZero: false,
-  blockStatus: false,
-  // Immutable content: every connection sees the same bytes.
-  multiConn: true,
-};
+/** A pool snapshot's capabilities without block status: a remote holder may answer the reads. */
+export const SNAPSHOT_EXPORT_CAPABILITIES: BlockCapabilities = { ...SNAPSHOT_CAPABILITIES, blockStatus: false };
 
 /** Reads are bounded by the replica protocol's frame (a remote holder answers them). */
 export const SNAPSHOT_BLOCK_SIZE: BlockSizeHints = { minimumBytes: 1, preferredBytes: 4096, maximumBytes: DEFAULT_MAX_IO_BYTES };
@@ -31,7 +24,7 @@ export type SnapshotReadAt = (offset: number, target: Buffer) => Promise<void>;
 
 export class SnapshotExportDevice implements BlockDevice {
   readonly sizeBytes: number;
-  readonly capabilities = SNAPSHOT_CAPABILITIES;
+  readonly capabilities = SNAPSHOT_EXPORT_CAPABILITIES;
   readonly blockSize = SNAPSHOT_BLOCK_SIZE;
   readonly #name: string;
   readonly #readAt: SnapshotReadAt;
