@@ -65,6 +65,10 @@ export class OutgoingFrames {
   #lastAppended: Buffer | undefined;
   #scheduled = false;
   #discarded = false;
+  /** Open beginBatch() calls; while above 0 nothing is scheduled, endBatch() flushes. */
+  #batchDepth = 0;
+  /** Frames arrived during the batch and no scheduled flush will take them. */
+  #batchArmed = false;
 
   constructor(sink: FrameSink, options: OutgoingFramesOptions = {}) {
     this.#sink = sink;
@@ -136,6 +140,24 @@ export class OutgoingFrames {
     );
   }
 
+  /**
+   * Frames sent until the matching endBatch() go out at its end, in one
+   * write, instead of on the scheduled flush: a socket data callback's
+   * replies leave before it returns. Why (perf, iSCSI 4k randread qd1): a
+   * read answered from the page cache otherwise waited for a tick, and
+   * the tick itself was ~3 % of the target's time.
+   */
+  beginBatch(): void {
+    this.#batchDepth += 1;
+  }
+
+  endBatch(): void {
+    this.#batchDepth -= 1;
+    if (this.#batchDepth > 0 || !this.#batchArmed) return;
+    this.#batchArmed = false;
+    this.flush();
+  }
+
   /** Hand this turn's frames to the socket now. */
   readonly flush = (): void => {
     this.#scheduled = false;
@@ -183,6 +205,10 @@ export class OutgoingFrames {
 
   #arm(): void {
     if (this.#scheduled || this.#discarded) return;
+    if (this.#batchDepth > 0) {
+      this.#batchArmed = true;
+      return;
+    }
     this.#scheduled = true;
     this.#schedule(this.flush);
   }

@@ -3,7 +3,7 @@ import { toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import type { BufferPool } from '../buffer-pool.js';
 import { DataOutCollector } from './data-out-collector.js';
-import { planScsiReply, planTargetFailure, type ReplyPart } from './data-in-writer.js';
+import { planScsiReply, planTargetFailure, type ReplyPart, type ReplyTask } from './data-in-writer.js';
 import { answerSendTargets, type Portal } from './discovery.js';
 import {
   LogoutReason,
@@ -32,7 +32,7 @@ import {
   encodeTextResponse,
 } from './pdu-encode.js';
 import { dataPhaseErrorSense, directionOf, invalidFieldInCdbSense, type TaskState } from './scsi-task-state.js';
-import { type InitiatorPort, ScsiStatus, type ScsiTask } from './scsi/scsi-task.js';
+import { type InitiatorPort, type ScsiOutcome, type ScsiResponse, ScsiStatus } from './scsi/scsi-task.js';
 import { planTaskManagement, responseForResult } from './task-management.js';
 import { TextExchange } from './text-exchange.js';
 import type { TextPair } from './text-keys.js';
@@ -358,24 +358,21 @@ export class FullFeaturePhase {
     if (task.started || !task.released || task.aborted) return;
     if (task.collector !== undefined && !task.collector.isComplete()) return;
     task.started = true;
-    task.finished = this.execute(task);
+    this.execute(task);
   }
 
-  private async execute(task: TaskState): Promise<void> {
+  /**
+   * Run the task on the logical unit. A command the device answers at once
+   * is answered now, in the socket callback that brought it (ScsiOutcome
+   * says why); one that waits is answered when its promise settles.
+   */
+  private execute(task: TaskState): void {
     const { command } = task;
     const logicalUnit = this.session.logicalUnit;
-    const replyTask = {
-      initiatorTaskTag: command.initiatorTaskTag,
-      direction: task.direction,
-      expectedDataTransferLength: command.expectedDataTransferLength,
-      expectedBidiReadLength: command.expectedBidiReadLength,
-      r2tCount: task.r2tCount,
-    };
-    let parts: ReplyPart[];
-    let lentDataIn: Buffer | undefined;
+    let outcome: ScsiOutcome;
     try {
       if (logicalUnit === undefined) throw new Error('SCSI command on a session without a logical unit');
-      const scsiTask: ScsiTask = {
+      outcome = logicalUnit.execute({
         cdb: command.cdb,
         lun: command.lun,
         nexus: this.nexus,
@@ -383,29 +380,55 @@ export class FullFeaturePhase {
         direction: task.direction,
         expectedDataTransferLength: command.expectedDataTransferLength,
         dataOut: task.collector?.buffer,
-        ...(this.dataInAllocator === undefined ? {} : { allocateDataIn: this.dataInAllocator }),
-      };
-      const response = await logicalUnit.execute(scsiTask);
-      lentDataIn = response.dataIn !== undefined && this.dataBuffers?.isLent(response.dataIn) === true ? response.dataIn : undefined;
-      const params = this.session.parameters;
-      parts = planScsiReply(replyTask, response, {
+        allocateDataIn: this.dataInAllocator,
+      });
+    } catch (error) {
+      this.answerDeviceFailure(task, error);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      task.finished = outcome.then(
+        (response) => this.answer(task, response),
+        (error: unknown) => this.answerDeviceFailure(task, error),
+      );
+    } else {
+      this.answer(task, outcome);
+    }
+  }
+
+  private answer(task: TaskState, response: ScsiResponse): void {
+    const params = this.session.parameters;
+    let parts: ReplyPart[];
+    try {
+      parts = planScsiReply(replyTaskOf(task), response, {
         maxSegmentBytes: params.initiatorMaxRecvDataSegmentLength,
         maxBurstLength: params.maxBurstLength,
       });
     } catch (error) {
-      // ScsiLogicalUnitSession.execute rejects only when the device is gone: answer, then drop.
-      this.logger.warn({ err: toError(error), itt: command.initiatorTaskTag }, 'SCSI command failed in the device; dropping the connection');
-      parts = planTargetFailure(replyTask);
-      queueMicrotask(() => this.port.disconnect('device failed'));
+      this.answerDeviceFailure(task, error);
+      return;
     }
+    const lentDataIn = response.dataIn !== undefined && this.dataBuffers?.isLent(response.dataIn) === true ? response.dataIn : undefined;
     this.endTask(task);
-    if (task.aborted) return;
+    if (task.aborted) {
+      if (lentDataIn !== undefined) this.dataBuffers?.release(lentDataIn); // nothing of it was sent
+      return;
+    }
     for (const part of parts) this.port.send(part);
     // Views of a lent data-in buffer may wait in the socket's queue: it goes back only once they are written.
     if (lentDataIn !== undefined) {
       const buffer = lentDataIn;
       this.port.afterSent(() => this.dataBuffers?.release(buffer));
     }
+  }
+
+  /** ScsiLogicalUnitSession.execute fails only when the device is gone: answer, then drop. */
+  private answerDeviceFailure(task: TaskState, error: unknown): void {
+    this.logger.warn({ err: toError(error), itt: task.command.initiatorTaskTag }, 'SCSI command failed in the device; dropping the connection');
+    this.endTask(task);
+    if (task.aborted) return;
+    for (const part of planTargetFailure(replyTaskOf(task))) this.port.send(part);
+    queueMicrotask(() => this.port.disconnect('device failed'));
   }
 
   private endTask(task: TaskState): void {
@@ -542,4 +565,15 @@ export class FullFeaturePhase {
       encode: (sequence) => encodeLogoutResponse({ ...sequence, initiatorTaskTag: pdu.initiatorTaskTag, response }),
     });
   }
+}
+
+function replyTaskOf(task: TaskState): ReplyTask {
+  const { command } = task;
+  return {
+    initiatorTaskTag: command.initiatorTaskTag,
+    direction: task.direction,
+    expectedDataTransferLength: command.expectedDataTransferLength,
+    expectedBidiReadLength: command.expectedBidiReadLength,
+    r2tCount: task.r2tCount,
+  };
 }

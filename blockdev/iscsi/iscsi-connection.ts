@@ -148,7 +148,13 @@ export class IscsiConnection {
       if (this.reader.bufferedBytes() > this.maxBufferedInputBytes) {
         this.socket.pause(); // bounded input: resumed once pump() has worked it off
       }
-      this.pump();
+      // Replies the device gives at once leave in this callback, together (OutgoingFrames.beginBatch).
+      this.outgoing.beginBatch();
+      try {
+        this.pump();
+      } finally {
+        this.outgoing.endBatch();
+      }
     });
     this.socket.on('error', (error) => this.logger.debug({ err: error }, 'iSCSI socket error'));
     this.socket.on('end', () => {

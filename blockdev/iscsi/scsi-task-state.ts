@@ -19,7 +19,7 @@ export interface TaskState {
   started: boolean;
   aborted: boolean;
   r2tCount: number;
-  /** Settles when execution ended; undefined until it starts. */
+  /** Settles when execution ended; undefined until it starts, and for a command answered at once. */
   finished: Promise<void> | undefined;
   /** Set when the transport answers the command itself (too large, over the connection's budget). */
   refusal: { readonly status: number; readonly sense: Buffer | undefined } | undefined;

@@ -13,7 +13,7 @@ import { assertNotSoftwareWriteProtected, type ModeState } from './scsi-mode-pag
 import { cdbLengthOf, Opcode } from './scsi-opcodes.js';
 import type { RangeLock } from '../../volume/range-lock.js';
 import { invalidFieldInCdb, lbaOutOfRange, miscompare, writeProtected } from './scsi-sense.js';
-import { ScsiStatus, type ScsiResponse, type ScsiTask } from './scsi-task.js';
+import { type ScsiOutcome, ScsiStatus, type ScsiResponse, type ScsiTask } from './scsi-task.js';
 
 /**
  * The SBC-3 data commands over the BlockDevice: READ, WRITE, WRITE AND
@@ -97,7 +97,8 @@ function byteOffset(geometry: LogicalUnitGeometry, lba: bigint): number {
   return Number(lba) * geometry.blockBytes;
 }
 
-export async function readBlocks(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> {
+/** READ (6/10/12/16); answered at once when the device reads inline (ScsiOutcome says why). */
+export function readBlocks(context: BlockCommandContext, task: ScsiTask): ScsiOutcome {
   const request = decodeReadWrite(task.cdb);
   if (request.protect !== 0) {
     throw invalidFieldInCdb(1, 5);
@@ -112,11 +113,12 @@ export async function readBlocks(context: BlockCommandContext, task: ScsiTask): 
   const wanted = Math.min(lengthBytes, task.expectedDataTransferLength);
   const data = allocateDataIn(wanted, task);
   const offset = byteOffset(context.geometry, request.lba);
+  const response: ScsiResponse = { status: ScsiStatus.GOOD, dataIn: data, transferBytes: lengthBytes };
   // readInline completes small cached reads synchronously (BlockDevice fast path).
   if (wanted > 0 && context.device.readInline?.(offset, data) !== true) {
-    await context.device.read(offset, data);
+    return context.device.read(offset, data).then(() => response);
   }
-  return { status: ScsiStatus.GOOD, dataIn: data, transferBytes: lengthBytes };
+  return response;
 }
 
 /**
@@ -143,7 +145,7 @@ function checkedWrite(context: BlockCommandContext, task: ScsiTask): { request: 
  * the CDB asks for (EDTL < transfer length), only the whole blocks it sent
  * are written and the transport reports the overflow (RFC 7143 §11.4.5.2).
  */
-export async function writeBlocks(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> {
+export function writeBlocks(context: BlockCommandContext, task: ScsiTask): ScsiOutcome {
   const { request, lengthBytes, sentBytes: writeBytes } = checkedWrite(context, task);
   const opcode = byteAt(task.cdb, 0);
   const writeAndVerify =
@@ -158,12 +160,17 @@ export async function writeBlocks(context: BlockCommandContext, task: ScsiTask):
     if (!fua && context.rangeLock.isFree(offset, writeBytes) && context.device.writeInline?.(offset, data) === true) {
       return { status: ScsiStatus.GOOD, transferBytes: lengthBytes };
     }
-    const release = context.rangeLock.tryAcquire(offset, writeBytes) ?? (await context.rangeLock.acquire(offset, writeBytes));
-    try {
-      await context.device.write(offset, data, { fua });
-    } finally {
-      release();
-    }
+    return writeLocked(context, offset, data, fua, lengthBytes);
+  }
+  return { status: ScsiStatus.GOOD, transferBytes: lengthBytes };
+}
+
+async function writeLocked(context: BlockCommandContext, offset: number, data: Buffer, fua: boolean, lengthBytes: number): Promise<ScsiResponse> {
+  const release = context.rangeLock.tryAcquire(offset, data.length) ?? (await context.rangeLock.acquire(offset, data.length));
+  try {
+    await context.device.write(offset, data, { fua });
+  } finally {
+    release();
   }
   return { status: ScsiStatus.GOOD, transferBytes: lengthBytes };
 }

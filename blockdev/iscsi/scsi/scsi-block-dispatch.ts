@@ -3,7 +3,7 @@ import { SUPPORTED_COMMANDS } from './scsi-command-table.js';
 import { serviceActionOf } from './scsi-opcodes.js';
 import { invalidFieldInCdb } from './scsi-sense.js';
 import type { SupportedCommand } from './scsi-supported-command.js';
-import type { ScsiResponse, ScsiTask } from './scsi-task.js';
+import type { ScsiOutcome, ScsiTask } from './scsi-task.js';
 
 /** The table's rows with a handler, by opcode, built once: this is on every command's path. */
 const TABLE_DISPATCHED: ReadonlyMap<number, readonly SupportedCommand[]> = (() => {
@@ -22,7 +22,7 @@ const TABLE_DISPATCHED: ReadonlyMap<number, readonly SupportedCommand[]> = (() =
  * the BlockCommandContext. Undefined when the opcode is not one of them: the
  * session's own switch handles it (or answers INVALID COMMAND OPERATION CODE).
  */
-export function runBlockCommand(context: BlockCommandContext, task: ScsiTask): Promise<ScsiResponse> | ScsiResponse | undefined {
+export function runBlockCommand(context: BlockCommandContext, task: ScsiTask): ScsiOutcome | undefined {
   const commands = TABLE_DISPATCHED.get(task.cdb[0] ?? 0);
   const first = commands?.[0];
   if (commands === undefined || first === undefined) {

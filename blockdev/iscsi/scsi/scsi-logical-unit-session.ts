@@ -26,6 +26,7 @@ import {
   type InitiatorPort,
   ScsiStatus,
   type ScsiLogicalUnitSession,
+  type ScsiOutcome,
   type ScsiResponse,
   type ScsiTask,
   type TaskManagementFunction,
@@ -80,36 +81,44 @@ export class LogicalUnitSession implements ScsiLogicalUnitSession {
     this.state.addNexus(this.nexusKey);
   }
 
-  async execute(task: ScsiTask): Promise<ScsiResponse> {
+  /** Answers at once when the command completes synchronously (ScsiOutcome says why). */
+  execute(task: ScsiTask): ScsiOutcome {
     if (this.closed) {
       throw new PlinthError('SHUTTING_DOWN', 'the SCSI session is closed', { nexus: this.nexusKey });
     }
+    let outcome: ScsiOutcome;
     try {
-      return await this.dispatch(task);
+      outcome = this.dispatch(task);
     } catch (error) {
-      if (error instanceof ScsiCheckCondition) {
-        return this.checkCondition(error.sense);
-      }
-      const opcode = task.cdb[0] ?? 0;
-      const mapping = senseForDeviceError(error, accessKindOf(opcode) === 'write' ? 'write' : 'read');
-      if (mapping.sense === undefined) {
-        throw error;
-      }
-      const log = { err: toError(error), opcode, nexus: this.nexusKey };
-      if (mapping.expected) {
-        this.logger.info(log, 'SCSI command failed on the device');
-      } else {
-        this.logger.error(log, 'unexpected error in the SCSI device server');
-      }
-      return this.checkCondition(mapping.sense);
+      return this.failed(error, task);
     }
+    return outcome instanceof Promise ? outcome.catch((error: unknown) => this.failed(error, task)) : outcome;
+  }
+
+  /** A command's failure as CHECK CONDITION; rethrown when it means the device is gone. */
+  private failed(error: unknown, task: ScsiTask): ScsiResponse {
+    if (error instanceof ScsiCheckCondition) {
+      return this.checkCondition(error.sense);
+    }
+    const opcode = task.cdb[0] ?? 0;
+    const mapping = senseForDeviceError(error, accessKindOf(opcode) === 'write' ? 'write' : 'read');
+    if (mapping.sense === undefined) {
+      throw error;
+    }
+    const log = { err: toError(error), opcode, nexus: this.nexusKey };
+    if (mapping.expected) {
+      this.logger.info(log, 'SCSI command failed on the device');
+    } else {
+      this.logger.error(log, 'unexpected error in the SCSI device server');
+    }
+    return this.checkCondition(mapping.sense);
   }
 
   private checkCondition(sense: SenseInfo): ScsiResponse {
     return { status: ScsiStatus.CHECK_CONDITION, sense: encodeSense(sense, this.state.mode.descriptorSense) };
   }
 
-  private async dispatch(task: ScsiTask): Promise<ScsiResponse> {
+  private dispatch(task: ScsiTask): ScsiOutcome {
     const opcode = task.cdb[0] ?? 0;
     if (task.lun !== 0) {
       return this.dispatchMissingLun(task);
@@ -150,7 +159,7 @@ export class LogicalUnitSession implements ScsiLogicalUnitSession {
   }
 
   /** SBC-3 data commands first (scsi-block-dispatch.ts), then the SPC-4 ones here. */
-  private async run(task: ScsiTask, opcode: number): Promise<ScsiResponse> {
+  private run(task: ScsiTask, opcode: number): ScsiOutcome {
     const block = runBlockCommand(this.blockContext, task);
     if (block !== undefined) {
       return block;
@@ -200,7 +209,7 @@ export class LogicalUnitSession implements ScsiLogicalUnitSession {
     }
   }
 
-  private async serviceActionIn16(task: ScsiTask): Promise<ScsiResponse> {
+  private serviceActionIn16(task: ScsiTask): ScsiOutcome {
     const serviceAction = (task.cdb[1] ?? 0) & 0x1f;
     switch (serviceAction) {
       case ServiceActionIn16.READ_CAPACITY_16:

@@ -1,6 +1,6 @@
 import type { BlockCommandContext } from './scsi-block-commands.js';
 import type { LogicalUnitGeometry } from './scsi-geometry.js';
-import type { ScsiResponse, ScsiTask } from './scsi-task.js';
+import type { ScsiOutcome, ScsiTask } from './scsi-task.js';
 
 /**
  * One row of the device server's command table (scsi-command-table.ts): what
@@ -12,7 +12,8 @@ import type { ScsiResponse, ScsiTask } from './scsi-task.js';
  * corresponding CDB bit and 0 when the bit is reserved or ignored.
  */
 
-export type CommandHandler = (context: BlockCommandContext, task: ScsiTask) => Promise<ScsiResponse> | ScsiResponse;
+/** Throws (ScsiCheckCondition) or rejects for a SCSI-level error; answers at once when it can (ScsiOutcome). */
+export type CommandHandler = (context: BlockCommandContext, task: ScsiTask) => ScsiOutcome;
 
 export interface SupportedCommand {
   readonly name: string;

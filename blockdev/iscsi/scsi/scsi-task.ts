@@ -46,9 +46,9 @@ export interface ScsiTask {
   readonly dataOut: Buffer | undefined;
   /**
    * Memory for a large READ's data-in, lent by the transport, which takes
-   * it back once the reply is on the socket (default: a fresh buffer).
+   * it back once the reply is on the socket; undefined: a fresh buffer.
    */
-  readonly allocateDataIn?: (lengthBytes: number) => Buffer;
+  readonly allocateDataIn: ((lengthBytes: number) => Buffer) | undefined;
 }
 
 /** SAM-5 §5.3 status codes the device server returns. */
@@ -63,6 +63,16 @@ export const ScsiStatus = {
   TASK_ABORTED: 0x40,
 } as const;
 export type ScsiStatusCode = (typeof ScsiStatus)[keyof typeof ScsiStatus];
+
+/**
+ * A command's response, or its promise when the command had to wait (device
+ * I/O off the event loop, a lock, a Raft commit). Why not always a promise
+ * (perf, 4k randread qd1): a read served inline from the page cache went
+ * through five async layers, each a promise and a microtask turn, and its
+ * reply waited for the next tick; answered at once, the reply goes out in
+ * the same socket callback that brought the command.
+ */
+export type ScsiOutcome = ScsiResponse | Promise<ScsiResponse>;
 
 export interface ScsiResponse {
   readonly status: ScsiStatusCode;
@@ -105,11 +115,11 @@ export type TaskManagementResult = 'complete' | 'not-supported' | 'rejected';
  */
 export interface ScsiLogicalUnitSession {
   /**
-   * Run one command. Never rejects for a SCSI-level error: those are a
-   * CHECK CONDITION response with sense data. Rejects only when the device
-   * is gone (the transport drops the connection).
+   * Run one command. Never throws or rejects for a SCSI-level error: those
+   * are a CHECK CONDITION response with sense data. Throws or rejects only
+   * when the device is gone (the transport drops the connection).
    */
-  execute(task: ScsiTask): Promise<ScsiResponse>;
+  execute(task: ScsiTask): ScsiOutcome;
   /**
    * Task management for this session's nexus. The transport has already
    * stopped answering the aborted tasks (RFC 7143 §4.2.3.3); this resets

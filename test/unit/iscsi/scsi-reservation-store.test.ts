@@ -4,7 +4,7 @@ import { PersistentReservations } from '../../../blockdev/iscsi/scsi/scsi-persis
 import { decodeReservationImage, type ReservationImage } from '../../../blockdev/iscsi/scsi/scsi-reservation-image.js';
 import type { ReservationStore } from '../../../blockdev/iscsi/scsi/scsi-reservation-store.js';
 import { createScsiTargetRegistry } from '../../../blockdev/iscsi/scsi/scsi-target-registry.js';
-import type { ScsiLogicalUnitSession } from '../../../blockdev/iscsi/scsi/scsi-task.js';
+import type { ScsiLogicalUnitSession, ScsiResponse } from '../../../blockdev/iscsi/scsi/scsi-task.js';
 import { PlinthError } from '../../../common/plinth-error.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
 import { BLOCK, cdb10, fakeExportDescription, proutCdb, proutParameters, send, senseOf } from './helpers/scsi-fixture.js';
@@ -56,7 +56,7 @@ async function prout(session: ScsiLogicalUnitSession, action: number, key: bigin
   return (await send(session, proutCdb(action, type), { dataOut: proutParameters(key, serviceActionKey, flags) })).status;
 }
 
-function proutResponse(session: ScsiLogicalUnitSession, key: bigint, serviceActionKey: bigint): ReturnType<ScsiLogicalUnitSession['execute']> {
+function proutResponse(session: ScsiLogicalUnitSession, key: bigint, serviceActionKey: bigint): Promise<ScsiResponse> {
   return send(session, proutCdb(REGISTER_IGNORE), { dataOut: proutParameters(key, serviceActionKey) });
 }
 

@@ -74,6 +74,7 @@ export async function send(session: ScsiLogicalUnitSession, cdbBytes: readonly n
     direction,
     expectedDataTransferLength: options.expectedDataTransferLength ?? options.dataOut?.length ?? 65536,
     dataOut: options.dataOut,
+    allocateDataIn: undefined,
   });
 }
 
