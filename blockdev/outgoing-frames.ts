@@ -162,10 +162,26 @@ export class OutgoingFrames {
   readonly flush = (): void => {
     this.#scheduled = false;
     if (this.#discarded) return;
+    this.#lastAppended = undefined;
+    if (this.#queued.length === 0) {
+      // The usual turn, only copied frames: one piece of the slab, no list.
+      if (this.#used === this.#start) return;
+      const piece = this.#slab.subarray(this.#start, this.#used);
+      this.#start = this.#used;
+      this.#sink.write(piece);
+    } else {
+      this.#writeQueued();
+    }
+    // All of it reached the kernel (the usual case): the slab's bytes are free again.
+    if (this.#sink.writableLength === 0) {
+      this.#start = 0;
+      this.#used = 0;
+    }
+  };
+
+  #writeQueued(): void {
     this.#cut();
     const chunks = this.#queued;
-    this.#lastAppended = undefined;
-    if (chunks.length === 0) return;
     this.#queued = [];
     const only = chunks.length === 1 ? chunks[0] : undefined;
     if (only !== undefined) {
@@ -175,12 +191,7 @@ export class OutgoingFrames {
       for (const chunk of chunks) this.#write(chunk);
       this.#sink.uncork();
     }
-    // All of it reached the kernel (the usual case): the slab's bytes are free again.
-    if (this.#sink.writableLength === 0) {
-      this.#start = 0;
-      this.#used = 0;
-    }
-  };
+  }
 
   /** The socket is gone: drop what was not sent and send nothing more. */
   discard(): void {

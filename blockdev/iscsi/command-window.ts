@@ -55,6 +55,21 @@ export class CommandWindow<T> {
     return this.active;
   }
 
+  /**
+   * The usual case without an item or a result object: true when `cmdSN`
+   * is ExpCmdSN and no command waits behind a gap, and the command is then
+   * admitted (run it now; end it with complete()). False: nothing changed,
+   * call admit().
+   */
+  admitNext(cmdSN: number): boolean {
+    if (cmdSN !== this.expCmdSNValue || this.waiting.size > 0) {
+      return false;
+    }
+    this.expCmdSNValue = serialAdd(this.expCmdSNValue, 1);
+    this.active += 1;
+    return true;
+  }
+
   /** A non-immediate command numbered `cmdSN`. Each one run must be ended with complete(). */
   admit(cmdSN: number, item: T): Admission<T> {
     if (serialLessThan(cmdSN, this.expCmdSNValue)) {

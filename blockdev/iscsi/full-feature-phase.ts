@@ -194,6 +194,15 @@ export class FullFeaturePhase {
         return;
       }
       task.released = true;
+    } else if (window.admitNext(command.cmdSN)) {
+      // In order with nothing queued (the usual case): run it now. A task the device answers at
+      // once has ended before it would be filed; only one still running goes into the task table.
+      task.released = true;
+      this.bufferedBytes += task.bufferedBytes;
+      this.maybeStart(task);
+      if (!task.ended) this.tasks.set(command.initiatorTaskTag, task);
+      this.sendR2Ts(task);
+      return;
     } else {
       const admission = window.admit(command.cmdSN, () => {
         task.released = true;
@@ -252,6 +261,7 @@ export class FullFeaturePhase {
       bufferedBytes: collector === undefined ? 0 : writeLength,
       released: false,
       started: false,
+      ended: false,
       aborted: false,
       r2tCount: 0,
       finished: undefined,
@@ -432,7 +442,8 @@ export class FullFeaturePhase {
   }
 
   private endTask(task: TaskState): void {
-    if (this.tasks.get(task.command.initiatorTaskTag) !== task) return;
+    if (task.ended) return;
+    task.ended = true;
     this.tasks.delete(task.command.initiatorTaskTag);
     this.bufferedBytes -= task.bufferedBytes;
     if (task.released) this.session.window.complete();

@@ -93,6 +93,7 @@ export class IscsiConnection {
   private lastReceiveMs: number;
   private ping: { targetTransferTag: number; sentMs: number } | undefined;
   private nextPingTag = 0x80000000;
+  private readonly sequenceFields = { statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
   /** PDUs framed this turn, written together at the end of it (one socket write in the usual case). */
   private readonly outgoing: OutgoingFrames;
   /** When we ended our side; an initiator that never closes its side is dropped after nopTimeoutMs. */
@@ -259,14 +260,14 @@ export class IscsiConnection {
     }
   }
 
+  /** The sequence numbers for the PDU being encoded now: one object, refilled per PDU (encoders copy it at once). */
   private sequence(): SequenceFields {
     const window = this.session?.window;
-    const depth = this.limits.commandWindowDepth;
-    return {
-      statSN: this.statSN,
-      expCmdSN: window?.expCmdSN() ?? this.loginCmdSN,
-      maxCmdSN: window?.maxCmdSN() ?? (this.loginCmdSN + depth - 1) >>> 0,
-    };
+    const fields = this.sequenceFields;
+    fields.statSN = this.statSN;
+    fields.expCmdSN = window?.expCmdSN() ?? this.loginCmdSN;
+    fields.maxCmdSN = window?.maxCmdSN() ?? (this.loginCmdSN + this.limits.commandWindowDepth - 1) >>> 0;
+    return fields;
   }
 
   send(part: ReplyPart): void {

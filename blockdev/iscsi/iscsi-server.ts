@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type pino from 'pino';
 import type { ExportProvider } from '../export-provider.js';
-import { BufferPool } from '../buffer-pool.js';
+import { BufferPool, type BufferPoolOptions, DEFAULT_BUFFER_POOL_OPTIONS } from '../buffer-pool.js';
 import { type ListenedConnection, ProtocolListener } from '../protocol-listener.js';
 import { type ChapSecretProvider, NO_CHAP } from './chap.js';
 import { IscsiConnection, type IscsiTimers, REAL_TIMERS } from './iscsi-connection.js';
@@ -53,12 +53,22 @@ export interface IscsiServer {
 /** The one target portal group of every node (RFC 7143 §13.9). */
 const PORTAL_GROUP_TAG = 1;
 
+/**
+ * Pooled from a 4 KiB block up, not only from 64 KiB. Why (perf, 4k
+ * randread qd1): a fresh 4 KiB of data-in per READ, even cut from shared
+ * 256 KiB slabs, was ~30 MB/s of new ArrayBuffer memory, and V8 counts
+ * ArrayBuffer memory allocated since the last full GC against the old
+ * generation's limit: a major GC after every scavenge, ~25 % of the
+ * target's CPU. Recycled buffers allocate nothing.
+ */
+const ISCSI_BUFFER_POOL_OPTIONS: BufferPoolOptions = { ...DEFAULT_BUFFER_POOL_OPTIONS, minPooledBytes: 4096 };
+
 export async function startIscsiServer(options: IscsiServerOptions, modules: IscsiServerModules): Promise<IscsiServer> {
   const limits = resolveIscsiLimits(options.limits);
   const logger = modules.logger.child({ component: 'iscsi' });
   const sessions = new SessionTable<IscsiConnection>();
-  /** Write data assembled from several PDUs, recycled across connections (bounded idle bytes, buffer-pool.ts). */
-  const dataBuffers = new BufferPool();
+  /** READ data-in and WRITE data, recycled across connections (bounded idle bytes, buffer-pool.ts). */
+  const dataBuffers = new BufferPool(ISCSI_BUFFER_POOL_OPTIONS);
   const createConnection = (socket: Socket, connectionId: string): ListenedConnection => {
     const connection = new IscsiConnection(
       { connectionId, limits, portal: portalFor(options.portalAddress, listener.address(), socket) },

@@ -155,7 +155,7 @@ export function decodeInitiatorPdu(pdu: RawPdu): InitiatorPdu | IscsiProtocolErr
 }
 
 function lunAt(bhs: Buffer): number {
-  return decodeLun(bhs.subarray(8, 16));
+  return decodeLun(bhs, 8);
 }
 
 export function decodeScsiCommand(pdu: RawPdu): ScsiCommandPdu | IscsiProtocolError {
@@ -169,8 +169,9 @@ export function decodeScsiCommand(pdu: RawPdu): ScsiCommandPdu | IscsiProtocolEr
   if (ahs instanceof IscsiProtocolError) {
     return ahs;
   }
+  // A view: the BHS is the command's own (PduReader) and nothing writes to a CDB.
   const cdbBase = bhs.subarray(32, 48);
-  const cdb = ahs.extendedCdb === undefined ? Buffer.from(cdbBase) : Buffer.concat([cdbBase, ahs.extendedCdb]);
+  const cdb = ahs.extendedCdb === undefined ? cdbBase : Buffer.concat([cdbBase, ahs.extendedCdb]);
   return {
     kind: 'scsi-command',
     immediate: isImmediate(bhs),
@@ -195,7 +196,12 @@ interface ParsedAhs {
 }
 
 /** §11.2.2: each AHS is AHSLength (2), AHSType (1), specific (1), then AHSLength bytes padded to 4. */
+const NO_AHS_FIELDS: ParsedAhs = { extendedCdb: undefined, bidiReadLength: undefined };
+
 function parseAhs(ahs: Buffer): ParsedAhs | IscsiProtocolError {
+  if (ahs.length === 0) {
+    return NO_AHS_FIELDS;
+  }
   let extendedCdb: Buffer | undefined;
   let bidiReadLength: number | undefined;
   let offset = 0;

@@ -44,7 +44,7 @@ export function isFinal(bhs: Buffer): boolean {
 }
 
 export function dataSegmentLengthOf(bhs: Buffer): number {
-  return bhs.readUIntBE(5, 3);
+  return ((bhs[5] ?? 0) << 16) | ((bhs[6] ?? 0) << 8) | (bhs[7] ?? 0);
 }
 
 export function totalAhsBytesOf(bhs: Buffer): number {
@@ -98,12 +98,12 @@ export function newBhs(opcode: number, flags: number): Buffer {
  * SAM-5 §4.6 LUN: peripheral (method 0) or flat (method 1) single-level
  * addressing; anything else decodes to a number no LUN of ours has.
  */
-export function decodeLun(lun: Buffer): number {
-  const first = lun[0] ?? 0;
-  const second = lun[1] ?? 0;
+export function decodeLun(lun: Buffer, offset = 0): number {
+  const first = lun[offset] ?? 0;
+  const second = lun[offset + 1] ?? 0;
   const method = first >> 6;
-  const restZero = lun.subarray(2, 8).every((byte) => byte === 0);
-  if (!restZero) {
+  // Byte by byte, no view: this runs for every PDU.
+  if (lun.readUInt16BE(offset + 2) !== 0 || lun.readUInt32BE(offset + 4) !== 0) {
     return 0x7fffffff;
   }
   if (method === 0) {

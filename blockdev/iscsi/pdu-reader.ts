@@ -13,6 +13,7 @@ import { IscsiProtocolError } from './protocol-error.js';
  */
 
 const NO_AHS = Buffer.alloc(0);
+const NO_DATA = Buffer.alloc(0);
 
 export type ReadResult =
   | { readonly kind: 'pdu'; readonly pdu: RawPdu }
@@ -40,7 +41,9 @@ export class PduReader {
   private readonly chunks: Buffer[] = [];
   private headOffset = 0;
   private bufferedBytesCount = 0;
-  private pendingHeader: { bhs: Buffer; ahs: Buffer } | undefined;
+  /** The header of a PDU whose data segment has not all arrived yet. */
+  private pendingBhs: Buffer | undefined;
+  private pendingAhs: Buffer = NO_AHS;
   private failure: ReadResult | undefined;
 
   constructor(limits: PduReaderLimits) {
@@ -73,21 +76,25 @@ export class PduReader {
     if (this.failure !== undefined) {
       return this.failure;
     }
-    if (this.pendingHeader === undefined) {
-      const header = this.readHeader();
-      if (header === undefined || 'kind' in header) {
-        return header;
+    if (this.pendingBhs === undefined) {
+      const failure = this.readHeader();
+      if (this.pendingBhs === undefined) {
+        return failure;
       }
-      this.pendingHeader = header;
     }
-    const { bhs, ahs } = this.pendingHeader;
+    const bhs = this.pendingBhs;
+    const ahs = this.pendingAhs;
     const dataBytes = dataSegmentLengthOf(bhs);
     const paddedBytes = dataBytes + paddingOf(dataBytes);
     const digestBytes = this.digests.data && dataBytes > 0 ? DIGEST_BYTES : 0;
     if (this.bufferedBytesCount < paddedBytes + digestBytes) {
       return undefined;
     }
-    this.pendingHeader = undefined;
+    this.pendingBhs = undefined;
+    this.pendingAhs = NO_AHS;
+    if (paddedBytes === 0) {
+      return { kind: 'pdu', pdu: { bhs, ahs, data: NO_DATA } };
+    }
     const padded = this.take(paddedBytes);
     if (digestBytes > 0) {
       const digest = readDigest(this.take(DIGEST_BYTES), 0);
@@ -99,7 +106,8 @@ export class PduReader {
     return { kind: 'pdu', pdu: { bhs, ahs, data: padded.subarray(0, dataBytes) } };
   }
 
-  private readHeader(): { bhs: Buffer; ahs: Buffer } | ReadResult | undefined {
+  /** Sets pendingBhs/pendingAhs once a whole header is here; a failure, or undefined while bytes are missing. */
+  private readHeader(): ReadResult | undefined {
     if (this.bufferedBytesCount < BHS_BYTES) {
       return undefined;
     }
@@ -118,15 +126,18 @@ export class PduReader {
     if (this.bufferedBytesCount < BHS_BYTES + ahsBytes + headerDigestBytes) {
       return undefined;
     }
-    const header = this.take(BHS_BYTES + ahsBytes);
+    // Never lent memory: the header outlives this call (Reject echoes it, a task keeps its CDB).
+    // A view of a socket chunk is safe to keep: Node gives each read a buffer of its own.
+    const header = this.take(BHS_BYTES + ahsBytes, Buffer.allocUnsafe);
     if (headerDigestBytes > 0) {
       const digest = readDigest(this.take(DIGEST_BYTES), 0);
       if (crc32c(header) !== digest) {
         return this.fail(new IscsiProtocolError('HEADER_DIGEST', 'header digest mismatch'));
       }
     }
-    // Own copies: the header outlives the socket chunk (Reject echoes it, tasks keep fields).
-    return { bhs: Buffer.from(header.subarray(0, BHS_BYTES)), ahs: ahsBytes === 0 ? NO_AHS : Buffer.from(header.subarray(BHS_BYTES)) };
+    this.pendingBhs = ahsBytes === 0 ? header : header.subarray(0, BHS_BYTES);
+    this.pendingAhs = ahsBytes === 0 ? NO_AHS : header.subarray(BHS_BYTES);
+    return undefined;
   }
 
   private fail(error: IscsiProtocolError): ReadResult {
@@ -136,13 +147,13 @@ export class PduReader {
     return this.failure;
   }
 
-  /** The first `count` buffered bytes without consuming them (count <= buffered). */
-  private peek(count: number): Buffer {
+  /** The first `count` buffered bytes without consuming them (count <= buffered); `allocate` when they span chunks. */
+  private peek(count: number, allocate = this.allocate): Buffer {
     const head = this.chunks[0];
     if (head !== undefined && head.length - this.headOffset >= count) {
       return head.subarray(this.headOffset, this.headOffset + count);
     }
-    const out = this.allocate(count); // filled completely below: count <= buffered
+    const out = allocate(count); // filled completely below: count <= buffered
     let copied = 0;
     let offset = this.headOffset;
     for (const chunk of this.chunks) {
@@ -154,8 +165,8 @@ export class PduReader {
   }
 
   /** Consume `count` bytes (count <= buffered): a view when inside one chunk, else one copy. */
-  private take(count: number): Buffer {
-    const out = this.peek(count);
+  private take(count: number, allocate = this.allocate): Buffer {
+    const out = this.peek(count, allocate);
     let remaining = count;
     while (remaining > 0) {
       const head = this.chunks[0];

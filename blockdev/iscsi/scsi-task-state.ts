@@ -19,6 +19,8 @@ export interface TaskState {
   started: boolean;
   aborted: boolean;
   r2tCount: number;
+  /** Answered or refused: its bookkeeping (window, budget, buffers) is done. */
+  ended: boolean;
   /** Settles when execution ended; undefined until it starts, and for a command answered at once. */
   finished: Promise<void> | undefined;
   /** Set when the transport answers the command itself (too large, over the connection's budget). */

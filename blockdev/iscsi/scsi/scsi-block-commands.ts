@@ -67,32 +67,6 @@ export function assertWritable(context: BlockCommandContext): void {
   assertNotSoftwareWriteProtected(context.mode);
 }
 
-/**
- * Data-in buffers of small reads are cut from a shared slab, as Node's own
- * Buffer pool does below 4 KiB: one ArrayBuffer per 64 4 KiB reads instead
- * of one each (perf: per-read ArrayBuffers were a visible share of GC at
- * 4k qd32). A slab is never reused; it is freed once its last piece is
- * (the transport drops a reply's buffers once the socket has them).
- */
-const DATA_IN_SLAB_BYTES = 256 * 1024;
-const DATA_IN_SLAB_MAX_PIECE_BYTES = 16 * 1024;
-let dataInSlab = Buffer.alloc(0);
-let dataInSlabOffset = 0;
-
-function allocateDataIn(lengthBytes: number, task: ScsiTask): Buffer {
-  if (lengthBytes > DATA_IN_SLAB_MAX_PIECE_BYTES) {
-    // Lent by the transport when it recycles (a fresh 1 MiB per read is external memory the GC chases).
-    return task.allocateDataIn?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes);
-  }
-  if (dataInSlabOffset + lengthBytes > dataInSlab.length) {
-    dataInSlab = Buffer.allocUnsafeSlow(DATA_IN_SLAB_BYTES);
-    dataInSlabOffset = 0;
-  }
-  const piece = dataInSlab.subarray(dataInSlabOffset, dataInSlabOffset + lengthBytes);
-  dataInSlabOffset += (lengthBytes + 7) & ~7; // keep pieces 8-byte aligned
-  return piece;
-}
-
 function byteOffset(geometry: LogicalUnitGeometry, lba: bigint): number {
   return Number(lba) * geometry.blockBytes;
 }
@@ -111,7 +85,8 @@ export function readBlocks(context: BlockCommandContext, task: ScsiTask): ScsiOu
   }
   // Read only what the initiator will take: the transport cuts to EDTL anyway.
   const wanted = Math.min(lengthBytes, task.expectedDataTransferLength);
-  const data = allocateDataIn(wanted, task);
+  // Recycled memory lent by the transport, which takes it back once the reply is on the socket.
+  const data = task.allocateDataIn?.(wanted) ?? Buffer.allocUnsafe(wanted);
   const offset = byteOffset(context.geometry, request.lba);
   const response: ScsiResponse = { status: ScsiStatus.GOOD, dataIn: data, transferBytes: lengthBytes };
   // readInline completes small cached reads synchronously (BlockDevice fast path).

@@ -45,8 +45,8 @@ export interface ScsiTask {
    */
   readonly dataOut: Buffer | undefined;
   /**
-   * Memory for a large READ's data-in, lent by the transport, which takes
-   * it back once the reply is on the socket; undefined: a fresh buffer.
+   * Memory for a READ's data-in, lent by the transport, which takes it
+   * back once the reply is on the socket; undefined: a fresh buffer.
    */
   readonly allocateDataIn: ((lengthBytes: number) => Buffer) | undefined;
 }
