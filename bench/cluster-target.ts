@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, LOOPBACK, stopChild } from './bench-process.js';
 import { waitReady } from './plinth-target.js';
+import { PLINTHD_NODE_FLAGS } from '../daemon/bin/node-flags.js';
 
 export interface ClusterTargetOptions {
   readonly workDir: string;
@@ -105,7 +106,7 @@ export class ClusterMember {
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.nodeId} is already running`);
     this.#output = '';
-    const child = spawn(process.execPath, [...this.#nodeArgs, DAEMON_PATH, ...this.#args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...PLINTHD_NODE_FLAGS, ...this.#nodeArgs, DAEMON_PATH, ...this.#args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: string): void => {
       this.#output = (this.#output + chunk).slice(-OUTPUT_KEEP_CHARS);
     };

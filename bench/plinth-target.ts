@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { freePort, LOOPBACK, stopChild } from './bench-process.js';
 import type { BenchTarget } from './nbdkit-target.js';
+import { PLINTHD_NODE_FLAGS } from '../daemon/bin/node-flags.js';
 
 export interface PlinthTargetOptions {
   readonly workDir: string;
@@ -59,7 +60,7 @@ async function createVolume(apiUrl: string, token: string, name: string, sizeByt
 export async function startPlinthTarget(options: PlinthTargetOptions): Promise<BenchTarget> {
   const dataDir = join(options.workDir, 'plinth-data');
   const [apiPort, peerPort, nbdPort, iscsiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const nodeArgs = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const nodeArgs = [...PLINTHD_NODE_FLAGS, ...(options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`])];
   const diskSizeBytes = options.volumeSizeBytes + DISK_SLACK_BYTES;
   const child = spawn(
     process.execPath,

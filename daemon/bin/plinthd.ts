@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=256
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { armFailpointsFromEnv } from '../../common/failpoints/arm-failpoints.js';
@@ -9,6 +9,7 @@ import { createLogger } from '../logging/create-logger.js';
 import { LogRing } from '../logging/log-ring.js';
 import { startDaemon, type ClusterTuning, type RunningDaemon } from '../main.js';
 import { readDaemonVersion } from '../version.js';
+import { missingNodeFlags } from './node-flags.js';
 
 const USAGE = `Usage: plinthd [--config FILE] [--data-dir DIR] [--node-id ID] [--api H:P] [--peer H:P]
                [--nbd H:P] [--iscsi H:P] [--disk PATH[:SIZE]]... [--join H:P]
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
   try {
     // Test knobs, deliberately not config keys (parse-env.ts ignores other PLINTH_* names): issue 7.
     armFailpointsFromEnv(failpoints, process.env, logger);
+    const missing = missingNodeFlags(process.execArgv);
+    if (missing.length > 0) logger.warn({ missing }, 'node was started without plinthd\'s V8 flags (node-flags.ts): expect major-GC storms under heavy I/O');
     const testApi = process.env['PLINTH_TEST_API'] === '1';
     if (testApi) logger.warn('PLINTH_TEST_API=1: the test-only API (/v1/debug/failpoints) is served');
     daemon = await startDaemon({ config: outcome.config, version, cluster: clusterTuningFromEnv(process.env), testApi }, { logger, logRing });

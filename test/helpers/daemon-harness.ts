@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dispatcherTrusting, type FetchDispatcher } from '../../api/client/tls-dispatcher.js';
+import { PLINTHD_NODE_FLAGS } from '../../daemon/bin/node-flags.js';
 
 /**
  * Spawn real `plinthd` processes for integration and e2e tests: free ports
@@ -363,7 +364,7 @@ export async function spawnDaemon(t: TeardownHost, options: SpawnDaemonOptions =
     if (value !== undefined && !key.startsWith('PLINTH_')) env[key] = value;
   }
   // `ip netns exec` execs the command in place, so the child's pid is plinthd's own and signals reach it.
-  const node = [process.execPath, ...(options.nodeArgs ?? [])];
+  const node = [process.execPath, ...PLINTHD_NODE_FLAGS, ...(options.nodeArgs ?? [])];
   const [command, prefix] = options.netns === undefined ? [process.execPath, node.slice(1)] : [IP_BIN, ['netns', 'exec', options.netns.name, ...node]];
   const child = spawn(command, [...prefix, PLINTHD_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const daemon = new DaemonProcess(child, dataDir, ports, options.netns, options.tls === 'on');
