@@ -67,7 +67,7 @@ export class OutgoingFrames {
   #discarded = false;
   /** Open beginBatch() calls; while above 0 nothing is scheduled, endBatch() flushes. */
   #batchDepth = 0;
-  /** Frames arrived during the batch and no scheduled flush will take them. */
+  /** Frames arrived during the batch: endBatch() flushes. */
   #batchArmed = false;
 
   constructor(sink: FrameSink, options: OutgoingFramesOptions = {}) {
@@ -144,8 +144,8 @@ export class OutgoingFrames {
    * Frames sent until the matching endBatch() go out at its end, in one
    * write, instead of on the scheduled flush: a socket data callback's
    * replies leave before it returns. Why (perf, iSCSI 4k randread qd1): a
-   * read answered from the page cache otherwise waited for a tick, and
-   * the tick itself was ~3 % of the target's time.
+   * read answered from the page cache otherwise waited for the next tick,
+   * one more trip through Node's tick queue per request.
    */
   beginBatch(): void {
     this.#batchDepth += 1;
@@ -215,11 +215,12 @@ export class OutgoingFrames {
   }
 
   #arm(): void {
-    if (this.#scheduled || this.#discarded) return;
+    if (this.#discarded) return;
     if (this.#batchDepth > 0) {
-      this.#batchArmed = true;
+      this.#batchArmed = true; // endBatch() sends it, with whatever a scheduled flush was waiting for
       return;
     }
+    if (this.#scheduled) return;
     this.#scheduled = true;
     this.#schedule(this.flush);
   }

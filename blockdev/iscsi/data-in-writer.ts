@@ -49,6 +49,13 @@ function readLimitOf(task: ReplyTask): number {
 
 const NO_RESIDUAL: ResidualFields = { residual: 'none', residualCount: 0 };
 
+/** The sequence fields of a prepared PDU, filled in when it is sent (StatSN is assigned then). */
+function setSequence(target: { statSN: number; expCmdSN: number; maxCmdSN: number }, sequence: SequenceFields): void {
+  target.statSN = sequence.statSN;
+  target.expCmdSN = sequence.expCmdSN;
+  target.maxCmdSN = sequence.maxCmdSN;
+}
+
 /**
  * One Data-In PDU of a reply: its fields, and the sequence numbers written
  * in when it is sent (StatSN is assigned then). One object per PDU, no
@@ -82,9 +89,7 @@ class DataInReply implements ReplyPart {
   }
 
   encode(sequence: SequenceFields): OutgoingPdu {
-    this.statSN = sequence.statSN;
-    this.expCmdSN = sequence.expCmdSN;
-    this.maxCmdSN = sequence.maxCmdSN;
+    setSequence(this, sequence);
     return encodeDataIn(this);
   }
 }
@@ -114,9 +119,7 @@ class StatusReply implements ReplyPart {
   }
 
   encode(sequence: SequenceFields): OutgoingPdu {
-    this.statSN = sequence.statSN;
-    this.expCmdSN = sequence.expCmdSN;
-    this.maxCmdSN = sequence.maxCmdSN;
+    setSequence(this, sequence);
     return encodeScsiResponse(this);
   }
 }

@@ -12,8 +12,7 @@ import { IscsiProtocolError } from './protocol-error.js';
  * (§13.1: they apply from the first PDU after the final Login Response).
  */
 
-const NO_AHS = Buffer.alloc(0);
-const NO_DATA = Buffer.alloc(0);
+const EMPTY = Buffer.alloc(0);
 
 export type ReadResult =
   | { readonly kind: 'pdu'; readonly pdu: RawPdu }
@@ -43,7 +42,7 @@ export class PduReader {
   private bufferedBytesCount = 0;
   /** The header of a PDU whose data segment has not all arrived yet. */
   private pendingBhs: Buffer | undefined;
-  private pendingAhs: Buffer = NO_AHS;
+  private pendingAhs: Buffer = EMPTY;
   private failure: ReadResult | undefined;
 
   constructor(limits: PduReaderLimits) {
@@ -91,9 +90,9 @@ export class PduReader {
       return undefined;
     }
     this.pendingBhs = undefined;
-    this.pendingAhs = NO_AHS;
+    this.pendingAhs = EMPTY;
     if (paddedBytes === 0) {
-      return { kind: 'pdu', pdu: { bhs, ahs, data: NO_DATA } };
+      return { kind: 'pdu', pdu: { bhs, ahs, data: EMPTY } };
     }
     const padded = this.take(paddedBytes);
     if (digestBytes > 0) {
@@ -136,7 +135,7 @@ export class PduReader {
       }
     }
     this.pendingBhs = ahsBytes === 0 ? header : header.subarray(0, BHS_BYTES);
-    this.pendingAhs = ahsBytes === 0 ? NO_AHS : header.subarray(BHS_BYTES);
+    this.pendingAhs = ahsBytes === 0 ? EMPTY : header.subarray(BHS_BYTES);
     return undefined;
   }
 

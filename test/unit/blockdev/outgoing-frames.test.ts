@@ -59,6 +59,32 @@ t.test('frames of one turn leave in one write, in order', async (t) => {
   t.equal(Buffer.concat(sink.writes[1] ?? []).toString('latin1'), 'four|', 'the next turn sends only its own frames');
 });
 
+t.test('frames sent in a batch leave at its end, in one write, with no flush scheduled', async (t) => {
+  const sink = new RecordingSink();
+  const turn = manualSchedule();
+  const frames = new OutgoingFrames(sink, { slabBytes: 64, schedule: turn.schedule });
+  frames.beginBatch();
+  put(frames, 'a|');
+  frames.beginBatch();
+  put(frames, 'b|');
+  frames.endBatch();
+  t.same(sink.writes, [], 'an inner batch does not flush');
+  frames.endBatch();
+  t.equal(turn.count(), 0, 'nothing was scheduled');
+  t.same(sink.writes.map((write) => Buffer.concat(write).toString('latin1')), ['a|b|'], 'the outer end wrote both');
+  frames.beginBatch();
+  frames.endBatch();
+  t.equal(sink.writes.length, 1, 'an empty batch writes nothing');
+  put(frames, 'c|');
+  t.equal(turn.count(), 1, 'outside a batch the flush is scheduled as before');
+  frames.beginBatch();
+  put(frames, 'd|');
+  frames.endBatch();
+  t.same(sink.writes.map((write) => Buffer.concat(write).toString('latin1')), ['a|b|', 'c|d|'], 'a batch also takes frames already waiting');
+  turn.run();
+  t.equal(sink.writes.length, 2, 'the scheduled flush then finds nothing left');
+});
+
 t.test('a full slab is replaced, never overwritten; appended chunks keep their place', async (t) => {
   const sink = new RecordingSink();
   const turn = manualSchedule();

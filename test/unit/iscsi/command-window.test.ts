@@ -29,6 +29,21 @@ t.test('commands ahead of a gap wait and run in CmdSN order once it fills', asyn
   t.equal(window.expCmdSN(), 4);
 });
 
+t.test('admitNext admits the next command in order; anything else is left to admit()', async (t) => {
+  const window = new CommandWindow<string>({ depth: 4, initialCmdSN: 10 });
+  t.ok(window.admitNext(10), 'ExpCmdSN: admitted');
+  t.equal(window.expCmdSN(), 11);
+  t.equal(window.inFlight(), 1);
+  t.notOk(window.admitNext(10), 'a duplicate is not');
+  t.notOk(window.admitNext(12), 'nor one ahead of a gap');
+  t.same(window.admit(12, 'c'), { kind: 'queued' });
+  t.notOk(window.admitNext(11), 'nor the next one while a later one waits: admit() releases both in order');
+  t.same(window.admit(11, 'b'), { kind: 'run', ready: ['b', 'c'] });
+  t.equal(window.inFlight(), 3);
+  window.complete();
+  t.equal(window.inFlight(), 2);
+});
+
 t.test('MaxCmdSN bounds commands in flight and never moves backwards', async (t) => {
   const window = new CommandWindow<number>({ depth: 2, initialCmdSN: 0 });
   window.admit(0, 0);

@@ -58,24 +58,28 @@ t.test('32 pipelined writes are all executing at once, then all answered', async
   t.ok(check.equals(Buffer.alloc(4096, 32)), 'the last write landed');
 });
 
-t.test('pipelined reads return their own data', async (t) => {
+t.test('pipelined reads return their own data, round after round of recycled buffers', async (t) => {
   const target = await startTestTarget(t);
   const device = target.devices.get('vol1');
-  for (let index = 0; index < DEPTH; index += 1) await device?.write(index * 4096, Buffer.alloc(4096, 0x40 + index));
   const client = await RawIscsiClient.open(target.port);
   t.teardown(() => client.destroy());
   t.equal(loginStatusOf(await client.login({ target: VOL1 })), 0);
-  const frames: Buffer[] = [];
-  for (let index = 0; index < DEPTH; index += 1) {
-    frames.push(wire(scsiCommand({ itt: 500 + index, edtl: 4096, cmdSN: 1 + index, read: true, cdb: cdb10(0x28, index * 8, 8) })));
-  }
-  client.sendRaw(Buffer.concat(frames));
-  for (let index = 0; index < DEPTH; index += 1) {
-    const pdu = await client.read();
-    t.equal((pdu.bhs[0] ?? 0) & 0x3f, 0x25, 'Data-In');
-    t.equal(pdu.bhs[1] ?? 0, 0x81, 'F and S: status collapsed into the only Data-In');
-    const which = pdu.bhs.readUInt32BE(16) - 500;
-    t.ok(pdu.data.equals(Buffer.alloc(4096, 0x40 + which)), `read ${which} carries its own blocks`);
+  const ROUNDS = 3;
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const fill = (index: number): number => (0x10 + round * DEPTH + index) & 0xff;
+    for (let index = 0; index < DEPTH; index += 1) await device?.write(index * 4096, Buffer.alloc(4096, fill(index)));
+    const frames: Buffer[] = [];
+    for (let index = 0; index < DEPTH; index += 1) {
+      frames.push(wire(scsiCommand({ itt: 500 + index, edtl: 4096, cmdSN: 1 + round * DEPTH + index, read: true, cdb: cdb10(0x28, index * 8, 8) })));
+    }
+    client.sendRaw(Buffer.concat(frames));
+    for (let index = 0; index < DEPTH; index += 1) {
+      const pdu = await client.read();
+      t.equal((pdu.bhs[0] ?? 0) & 0x3f, 0x25, 'Data-In');
+      t.equal(pdu.bhs[1] ?? 0, 0x81, 'F and S: status collapsed into the only Data-In');
+      const which = pdu.bhs.readUInt32BE(16) - 500;
+      t.ok(pdu.data.equals(Buffer.alloc(4096, fill(which))), `round ${round}: read ${which} carries its own blocks`);
+    }
   }
 });
 
