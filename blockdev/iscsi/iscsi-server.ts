@@ -58,8 +58,8 @@ const PORTAL_GROUP_TAG = 1;
  * randread qd1): a fresh 4 KiB of data-in per READ, even cut from shared
  * 256 KiB slabs, was ~30 MB/s of new ArrayBuffer memory, and V8 counts
  * ArrayBuffer memory allocated since the last full GC against the old
- * generation's limit: a major GC after every scavenge, ~25 % of the
- * target's CPU. Recycled buffers allocate nothing.
+ * generation's limit: in some runs a major GC after every scavenge, ~25 %
+ * of the daemon's user-time samples. Recycled buffers allocate nothing.
  */
 const ISCSI_BUFFER_POOL_OPTIONS: BufferPoolOptions = { ...DEFAULT_BUFFER_POOL_OPTIONS, minPooledBytes: 4096 };
 

@@ -195,9 +195,9 @@ interface ParsedAhs {
   readonly bidiReadLength: number | undefined;
 }
 
-/** §11.2.2: each AHS is AHSLength (2), AHSType (1), specific (1), then AHSLength bytes padded to 4. */
 const NO_AHS_FIELDS: ParsedAhs = { extendedCdb: undefined, bidiReadLength: undefined };
 
+/** §11.2.2: each AHS is AHSLength (2), AHSType (1), specific (1), then AHSLength bytes padded to 4. */
 function parseAhs(ahs: Buffer): ParsedAhs | IscsiProtocolError {
   if (ahs.length === 0) {
     return NO_AHS_FIELDS;
