@@ -65,10 +65,8 @@ export class OutgoingFrames {
   #lastAppended: Buffer | undefined;
   #scheduled = false;
   #discarded = false;
-  /** Open beginBatch() calls; while above 0 nothing is scheduled, endBatch() flushes. */
+  /** Open beginBatch() calls; while above 0 nothing is scheduled, the last endBatch() flushes. */
   #batchDepth = 0;
-  /** Frames arrived during the batch: endBatch() flushes. */
-  #batchArmed = false;
 
   constructor(sink: FrameSink, options: OutgoingFramesOptions = {}) {
     this.#sink = sink;
@@ -153,9 +151,7 @@ export class OutgoingFrames {
 
   endBatch(): void {
     this.#batchDepth -= 1;
-    if (this.#batchDepth > 0 || !this.#batchArmed) return;
-    this.#batchArmed = false;
-    this.flush();
+    if (this.#batchDepth === 0) this.flush(); // a no-op when nothing is waiting
   }
 
   /** Hand this turn's frames to the socket now. */
@@ -215,12 +211,8 @@ export class OutgoingFrames {
   }
 
   #arm(): void {
-    if (this.#discarded) return;
-    if (this.#batchDepth > 0) {
-      this.#batchArmed = true; // endBatch() sends it, with whatever a scheduled flush was waiting for
-      return;
-    }
-    if (this.#scheduled) return;
+    // Inside a batch, endBatch() sends it (with whatever a scheduled flush was waiting for).
+    if (this.#scheduled || this.#discarded || this.#batchDepth > 0) return;
     this.#scheduled = true;
     this.#schedule(this.flush);
   }

@@ -193,34 +193,34 @@ export class FullFeaturePhase {
         this.port.reject(RejectReason.IMMEDIATE_COMMAND_REJECT, bhs);
         return;
       }
-      task.released = true;
-    } else if (window.admitNext(command.cmdSN)) {
-      // In order with nothing queued (the usual case): run it now. A task the device answers at
-      // once has ended before it would be filed; only one still running goes into the task table.
-      task.released = true;
-      this.bufferedBytes += task.bufferedBytes;
-      this.maybeStart(task);
-      if (!task.ended) this.tasks.set(command.initiatorTaskTag, task);
-      this.sendR2Ts(task);
+    } else if (!window.admitNext(command.cmdSN)) {
+      this.admitOutOfOrder(task);
       return;
-    } else {
-      const admission = window.admit(command.cmdSN, () => {
-        task.released = true;
-        this.maybeStart(task);
-      });
-      if (admission.kind === 'ignored') {
-        this.logger.debug({ cmdSN: command.cmdSN, expCmdSN: window.expCmdSN(), why: admission.reason }, 'command outside the CmdSN window ignored');
-        return;
-      }
-      this.tasks.set(command.initiatorTaskTag, task);
-      this.bufferedBytes += task.bufferedBytes;
-      if (admission.kind === 'run') for (const run of admission.ready) run();
-      this.sendR2Ts(task);
+    }
+    // Immediate, or next in CmdSN order with nothing queued (the usual case): run it now. A task the
+    // device answers at once has ended before it would be filed; only one still running is filed.
+    task.released = true;
+    this.bufferedBytes += task.bufferedBytes;
+    this.maybeStart(task);
+    if (!task.ended) this.tasks.set(command.initiatorTaskTag, task);
+    this.sendR2Ts(task);
+  }
+
+  /** A command ahead of a gap (or outside the window): filed now, run once the window releases it. */
+  private admitOutOfOrder(task: TaskState): void {
+    const { command } = task;
+    const { window } = this.session;
+    const admission = window.admit(command.cmdSN, () => {
+      task.released = true;
+      this.maybeStart(task);
+    });
+    if (admission.kind === 'ignored') {
+      this.logger.debug({ cmdSN: command.cmdSN, expCmdSN: window.expCmdSN(), why: admission.reason }, 'command outside the CmdSN window ignored');
       return;
     }
     this.tasks.set(command.initiatorTaskTag, task);
     this.bufferedBytes += task.bufferedBytes;
-    this.maybeStart(task);
+    if (admission.kind === 'run') for (const run of admission.ready) run();
     this.sendR2Ts(task);
   }
 
