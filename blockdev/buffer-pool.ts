@@ -1,7 +1,7 @@
 import { PlinthError } from '../common/plinth-error.js';
 
 /**
- * Recycled buffers for large READ replies and assembled WRITE payloads.
+ * Recycled buffers for READ replies and assembled WRITE payloads.
  *
  * Why: at 1 MiB x qd8 a fresh Buffer per request cost ~12 % of the loop in
  * garbage collection (external memory pressure triggers full GCs) plus page
@@ -23,7 +23,12 @@ import { PlinthError } from '../common/plinth-error.js';
  */
 
 export interface BufferPoolOptions {
-  /** Smaller requests use plain allocations (cheap, and Node slab-allocates the smallest). */
+  /**
+   * Smaller requests use plain allocations: Node cuts those under 4 KiB
+   * from its own slab, but each larger one is an ArrayBuffer of its own,
+   * which the GC chases at high request rates (iSCSI pools from 4 KiB up,
+   * iscsi-server.ts).
+   */
   readonly minPooledBytes: number;
   /** Larger requests are rare and would pin too much memory. */
   readonly maxBufferBytes: number;
