@@ -67,6 +67,8 @@ export class OutgoingFrames {
   #discarded = false;
   /** Open beginBatch() calls; while above 0 nothing is scheduled, the last endBatch() flushes. */
   #batchDepth = 0;
+  /** Bytes reserved or appended since the last flush: not yet handed to the socket. */
+  #unsentBytes = 0;
 
   constructor(sink: FrameSink, options: OutgoingFramesOptions = {}) {
     this.#sink = sink;
@@ -85,11 +87,28 @@ export class OutgoingFrames {
     return this.#scheduled;
   }
 
+  /**
+   * True when `bytes` or more wait to reach the kernel, counting this
+   * turn's frames. Those are handed to the socket first, so a true answer
+   * is about the socket's own buffer, and its 'drain' event follows (when
+   * `bytes` is at least the socket's writableHighWaterMark). Why: a reader
+   * that paces itself by `writableLength` alone let a turn's replies pile up
+   * unseen (100 x 1 MiB NBD READs in one segment were all served to a
+   * client that read none of them).
+   */
+  hasBacklogOf(bytes: number): boolean {
+    const socketBytes = this.#sink.writableLength ?? 0;
+    if (this.#unsentBytes + socketBytes < bytes) return false;
+    if (this.#unsentBytes > 0) this.flush();
+    return (this.#sink.writableLength ?? 0) >= bytes;
+  }
+
   /** Room for `bytes` of frame in this turn's batch: encode into `slab` at the returned offset, now. */
   reserve(bytes: number): number {
     if (this.#used + bytes > this.#slab.length) this.#replaceSlab(bytes);
     const at = this.#used;
     this.#used += bytes;
+    this.#unsentBytes += bytes;
     this.#arm();
     return at;
   }
@@ -108,6 +127,7 @@ export class OutgoingFrames {
   append(chunk: Buffer, afterWrite?: () => void): void {
     this.#cut();
     this.#queued.push(chunk);
+    this.#unsentBytes += chunk.length;
     if (afterWrite !== undefined) (this.#afterWrite ??= new Map()).set(chunk, afterWrite);
     this.#lastAppended = chunk;
     this.#arm();
@@ -159,6 +179,7 @@ export class OutgoingFrames {
     this.#scheduled = false;
     if (this.#discarded) return;
     this.#lastAppended = undefined;
+    this.#unsentBytes = 0;
     if (this.#queued.length === 0) {
       // The usual turn, only copied frames: one piece of the slab, no list.
       if (this.#used === this.#start) return;
@@ -195,6 +216,7 @@ export class OutgoingFrames {
     this.#queued = [];
     this.#afterWrite = undefined;
     this.#lastAppended = undefined;
+    this.#unsentBytes = 0;
     this.#start = this.#used;
   }
 

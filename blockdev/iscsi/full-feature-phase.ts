@@ -55,6 +55,8 @@ export interface ConnectionPort {
   endAfterFlush(): void;
   /** Run `callback` once the socket has every frame sent so far (at once when all were copied); never if the connection dies. */
   afterSent(callback: () => void): void;
+  /** Reads in flight fell under the bound after hasReadRoom() said no: take PDUs again. */
+  resumeReading(): void;
 }
 
 export class FullFeaturePhase {
@@ -68,6 +70,9 @@ export class FullFeaturePhase {
   private readonly text: TextExchange;
   private nextTargetTransferTag = 1;
   private bufferedBytes = 0;
+  private readBytesInFlight = 0;
+  /** hasReadRoom() said no: the connection waits for reads to end. */
+  private waitingForReadRoom = false;
   private loggingOut = false;
   /** The I_T nexus of every task of this session (one object, not one per command). */
   private readonly nexus: InitiatorPort;
@@ -103,6 +108,18 @@ export class FullFeaturePhase {
 
   taskCount(): number {
     return this.tasks.size;
+  }
+
+  /**
+   * False while the reads of admitted commands reach the bound: the
+   * connection stops taking PDUs, and port.resumeReading() says when to go
+   * on. They end without the initiator's help (no Data-Out), so this
+   * pause cannot wait on itself.
+   */
+  hasReadRoom(): boolean {
+    if (this.readBytesInFlight < this.limits.maxReadBytesInFlight) return true;
+    this.waitingForReadRoom = true;
+    return false;
   }
 
   /** Settles once every task that started executing has ended. */
@@ -199,8 +216,8 @@ export class FullFeaturePhase {
     }
     // Immediate, or next in CmdSN order with nothing queued (the usual case): run it now. A task the
     // device answers at once has ended before it would be filed; only one still running is filed.
-    task.released = true;
     this.bufferedBytes += task.bufferedBytes;
+    this.release(task);
     this.maybeStart(task);
     if (!task.ended) this.tasks.set(command.initiatorTaskTag, task);
     this.sendR2Ts(task);
@@ -211,7 +228,7 @@ export class FullFeaturePhase {
     const { command } = task;
     const { window } = this.session;
     const admission = window.admit(command.cmdSN, () => {
-      task.released = true;
+      this.release(task);
       this.maybeStart(task);
     });
     if (admission.kind === 'ignored') {
@@ -222,6 +239,16 @@ export class FullFeaturePhase {
     this.bufferedBytes += task.bufferedBytes;
     if (admission.kind === 'run') for (const run of admission.ready) run();
     this.sendR2Ts(task);
+  }
+
+  /**
+   * Its turn in CmdSN order came: it may run, and its reads count from now.
+   * Not before: a command held behind a gap waits for the initiator, and
+   * the read bound must not stop us reading the command that fills it.
+   */
+  private release(task: TaskState): void {
+    task.released = true;
+    this.readBytesInFlight += task.readBytes;
   }
 
   /** Validate the command's transfer fields and set up data-out collection; undefined after a Reject. */
@@ -254,11 +281,14 @@ export class FullFeaturePhase {
             },
             this.collectorModules,
           );
+    const refused = oversized || overBudget;
     const task: TaskState = {
       command,
       direction,
       collector,
       bufferedBytes: collector === undefined ? 0 : writeLength,
+      // Pure reads only: a bidirectional command waits for Data-Out, which a paused socket would not bring.
+      readBytes: !refused && direction === 'read' ? command.expectedDataTransferLength : 0,
       released: false,
       started: false,
       ended: false,
@@ -267,7 +297,7 @@ export class FullFeaturePhase {
       finished: undefined,
       refusal: undefined,
     };
-    if (oversized || overBudget) {
+    if (refused) {
       // Answered in CmdSN order without reading the data; data-out for it is dropped as unknown.
       task.refusal = oversized
         ? { status: ScsiStatus.CHECK_CONDITION, sense: invalidFieldInCdbSense() }
@@ -446,7 +476,14 @@ export class FullFeaturePhase {
     task.ended = true;
     this.tasks.delete(task.command.initiatorTaskTag);
     this.bufferedBytes -= task.bufferedBytes;
-    if (task.released) this.session.window.complete();
+    if (task.released) {
+      this.session.window.complete();
+      this.readBytesInFlight -= task.readBytes;
+      if (this.waitingForReadRoom && this.readBytesInFlight < this.limits.maxReadBytesInFlight) {
+        this.waitingForReadRoom = false;
+        queueMicrotask(this.port.resumeReading); // after this task's answer went out
+      }
+    }
     // Nothing uses the data any more: the device call settled or never started (release ignores unpooled buffers).
     if (task.collector !== undefined) this.dataBuffers?.release(task.collector.buffer);
   }

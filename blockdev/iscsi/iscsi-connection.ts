@@ -164,10 +164,7 @@ export class IscsiConnection {
     this.socket.on('close', () => {
       this.cleanUp().catch((error: unknown) => this.logger.error({ err: toError(error) }, 'iSCSI connection clean-up failed'));
     });
-    this.socket.on('drain', () => {
-      this.socket.resume();
-      this.pump(); // PDUs may be waiting in the reader with no new bytes to wake us
-    });
+    this.socket.on('drain', this.resumeReading);
     const tick = Math.max(10, Math.min(this.limits.nopIntervalMs, this.limits.nopTimeoutMs, this.limits.loginTimeoutMs) / 2);
     this.keepAlive = this.modules.timers.setInterval(() => this.checkAlive(), tick);
   }
@@ -207,10 +204,20 @@ export class IscsiConnection {
     }
   }
 
+  /** Take PDUs again after a pause (the socket drained, or reads ended); some may wait in the reader with no new bytes to wake us. */
+  private readonly resumeReading = (): void => {
+    this.socket.resume();
+    this.pump();
+  };
+
   private pump(): void {
     while (!this.busy && this.phase !== 'closing') {
-      if (this.socket.writableLength > this.limits.maxQueuedReplyBytes) {
+      if (this.outgoing.hasBacklogOf(this.limits.maxQueuedReplyBytes)) {
         this.socket.pause(); // resumes on 'drain'; the initiator waits for its replies
+        return;
+      }
+      if (this.fullFeature?.hasReadRoom() === false) {
+        this.socket.pause(); // resumes when reads end (FullFeaturePhase calls resumeReading)
         return;
       }
       const result = this.reader.next();
@@ -349,6 +356,7 @@ export class IscsiConnection {
           disconnect: (why) => this.disconnect(why),
           endAfterFlush: () => this.endAfterFlush(),
           afterSent: (callback) => this.afterSent(callback),
+          resumeReading: this.resumeReading,
         },
       },
     );

@@ -20,6 +20,12 @@ export interface IscsiLimits {
   readonly maxTextBytes: number;
   /** Replies queued on the socket before we stop reading from it. */
   readonly maxQueuedReplyBytes: number;
+  /**
+   * Read data of the connection's commands from admission to answer (the
+   * expected data transfer lengths); at the bound we stop reading the
+   * socket until reads end. Without it a window of 8 MiB READs is 1 GiB.
+   */
+  readonly maxReadBytesInFlight: number;
   /** Idle time before we ping the initiator with a NOP-In (RFC 7143 §11.19). */
   readonly nopIntervalMs: number;
   /** A ping unanswered this long drops the connection. */
@@ -39,6 +45,7 @@ export const DEFAULT_ISCSI_LIMITS: IscsiLimits = {
   maxConnectionDataBytes: 256 * 1024 * 1024,
   maxTextBytes: 64 * 1024,
   maxQueuedReplyBytes: 16 * 1024 * 1024,
+  maxReadBytesInFlight: 64 * 1024 * 1024,
   nopIntervalMs: 30_000,
   nopTimeoutMs: 30_000,
   loginTimeoutMs: 30_000,

@@ -15,6 +15,8 @@ export interface TaskState {
   readonly collector: DataOutCollector | undefined;
   /** Bytes of write data this task holds against the connection's budget. */
   readonly bufferedBytes: number;
+  /** Bytes of read data this task may bring: held against IscsiLimits.maxReadBytesInFlight while released. */
+  readonly readBytes: number;
   released: boolean;
   started: boolean;
   aborted: boolean;

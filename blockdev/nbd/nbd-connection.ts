@@ -280,10 +280,11 @@ export class NbdConnection {
   }
 
   private hasRoom(): boolean {
-    return (
-      this.inFlightRequests < this.limits.maxInFlightRequests &&
-      this.inFlightBytes + this.socket.writableLength < this.limits.maxInFlightBytes
-    );
+    if (this.inFlightRequests >= this.limits.maxInFlightRequests) return false;
+    // Replies not yet in the kernel count, this turn's batch included (OutgoingFrames.hasBacklogOf).
+    const budget = this.limits.maxInFlightBytes - this.inFlightBytes;
+    const outgoing = this.outgoing;
+    return outgoing === undefined ? this.socket.writableLength < budget : !outgoing.hasBacklogOf(budget);
   }
 
   private onHandshakeMessage(message: FrameMessage): void {

@@ -174,3 +174,28 @@ t.test('a sink without writableLength never has its slab reused', async (t) => {
   turn.run();
   t.equal(Buffer.concat(held).toString('latin1'), 'keepnext');
 });
+
+t.test("hasBacklogOf counts this turn's frames and hands them to the socket once they reach the bound", async (t) => {
+  const sink = new HoldingSink();
+  const turn = manualSchedule();
+  const frames = new OutgoingFrames(sink, { slabBytes: 64, schedule: turn.schedule });
+  put(frames, 'one|');
+  t.notOk(frames.hasBacklogOf(8), 'under the bound: nothing sent early');
+  t.same(sink.held, []);
+  frames.append(Buffer.from('large-payload|'));
+  t.notOk(frames.hasBacklogOf(8), 'the kernel took it all once handed over: no backlog left');
+  t.equal(sink.text(), 'one|large-payload|', 'sent early, in order');
+  t.notOk(frames.pending, 'nothing left for the scheduled flush');
+
+  sink.held.length = 0; // the kernel has those bytes: the slab starts over
+  sink.buffering = true;
+  put(frames, 'two|');
+  frames.append(Buffer.from('held-by-the-socket|'));
+  t.ok(frames.hasBacklogOf(8), 'the socket kept what it was given');
+  t.equal(sink.writableLength, 'two|held-by-the-socket|'.length);
+  put(frames, 'x');
+  t.ok(frames.hasBacklogOf(8), 'still over while the socket holds bytes');
+  t.equal(sink.text(), 'two|held-by-the-socket|x');
+  turn.run();
+  t.equal(sink.text(), 'two|held-by-the-socket|x', 'the scheduled flush sends nothing twice');
+});

@@ -63,6 +63,15 @@ export class RawIscsiClient {
     this.socket.destroy();
   }
 
+  /** Stop taking bytes from the kernel: the target's replies pile up in the socket buffers. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   /** The next target PDU; rejects after `timeoutMs` or when the connection closed first. */
   async read(timeoutMs = 3000): Promise<RawPdu> {
     const deadline = Date.now() + timeoutMs;
