@@ -21,9 +21,10 @@ export interface IscsiLimits {
   /** Replies queued on the socket before we stop reading from it. */
   readonly maxQueuedReplyBytes: number;
   /**
-   * Read data of the connection's commands from admission to answer (the
-   * expected data transfer lengths); at the bound we stop reading the
-   * socket until reads end. Without it a window of 8 MiB READs is 1 GiB.
+   * Read data of the connection's commands from their turn in CmdSN order
+   * to their answer (the expected data transfer lengths); at the bound we
+   * stop reading the socket until reads end. Without it a window of 8 MiB
+   * READs is 1 GiB.
    */
   readonly maxReadBytesInFlight: number;
   /** Idle time before we ping the initiator with a NOP-In (RFC 7143 §11.19). */
