@@ -18,3 +18,24 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
   }
   throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`);
 }
+
+/**
+ * The value of `value()` once it stopped changing for `quietMs` (bounded by
+ * `timeoutMs`): how far a server went before a limit held it.
+ */
+export async function settled(value: () => number, quietMs = 100, timeoutMs = 5000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = value();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const now = value();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) {
+      return now;
+    }
+  }
+  return last;
+}

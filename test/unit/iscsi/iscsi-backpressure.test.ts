@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap';
+import { settled } from '../../helpers/eventually.js';
 import { scsiCommand, wire } from './helpers/initiator-pdus.js';
 import { startTestTarget } from './helpers/iscsi-test-server.js';
 import { loginStatusOf, RawIscsiClient } from './helpers/raw-iscsi-client.js';
+import { cdb10 } from './helpers/scsi-fixture.js';
 
 /**
  * What one connection can make the target hold stays bounded: the read
@@ -13,37 +15,11 @@ import { loginStatusOf, RawIscsiClient } from './helpers/raw-iscsi-client.js';
 const VOL1 = 'iqn.2026-11.io.plinth:vol1';
 const MIB = 1 << 20;
 
-function read10(lba: number, blocks: number): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x28;
-  cdb.writeUInt32BE(lba, 2);
-  cdb.writeUInt16BE(blocks, 7);
-  return cdb;
-}
-
-/** The value once it stopped changing for `quietMs` (bounded by `timeoutMs`). */
-async function settled(value: () => number, quietMs = 200, timeoutMs = 5000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let last = value();
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    const now = value();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) {
-      return now;
-    }
-  }
-  return last;
-}
-
 /** `count` READs of 1 MiB of LBA 0, all in one segment: a loaded target finds them so, and must still count each. */
 function readsInOneSegment(count: number): Buffer {
   const frames: Buffer[] = [];
   for (let index = 0; index < count; index += 1) {
-    frames.push(wire(scsiCommand({ itt: 10 + index, edtl: MIB, cmdSN: 1 + index, read: true, cdb: read10(0, MIB / 512) })));
+    frames.push(wire(scsiCommand({ itt: 10 + index, edtl: MIB, cmdSN: 1 + index, read: true, cdb: cdb10(0x28, 0, MIB / 512) })));
   }
   return Buffer.concat(frames);
 }
@@ -68,7 +44,7 @@ t.test('reads in flight stop at the bound while the device holds them, then all 
   const tasksBefore = target.registry.tasks.length;
   const count = 40;
   client.sendRaw(readsInOneSegment(count));
-  t.equal((await settled(() => target.registry.tasks.length)) - tasksBefore, 4, 'four 1 MiB reads reach the device, no more');
+  t.equal((await settled(() => target.registry.tasks.length, 200)) - tasksBefore, 4, 'four 1 MiB reads reach the device, no more');
   open();
   await readAnswers(t, client, count);
   t.equal(target.registry.tasks.length - tasksBefore, count, 'every read ran once the first ones ended');
@@ -86,7 +62,7 @@ t.test('an initiator that does not read its replies stops being served, then get
   const count = 100;
   const readsBefore = device.stats.reads;
   client.sendRaw(readsInOneSegment(count));
-  const served = (await settled(() => device.stats.reads)) - readsBefore;
+  const served = (await settled(() => device.stats.reads, 200)) - readsBefore;
   t.ok(served < count / 2, `only ${served} of ${count} 1 MiB reads served while the initiator does not read`);
   client.resumeReading();
   await readAnswers(t, client, count);

@@ -9,6 +9,7 @@ import {
   NBD_OPT_LIST,
   NBD_REP_ERR_TOO_BIG,
 } from '../../../blockdev/nbd/constants.js';
+import { settled } from '../../helpers/eventually.js';
 import { MemoryBlockDevice } from '../../helpers/memory-block-device.js';
 import { GatedBlockDevice } from './helpers/gated-block-device.js';
 import { startTestServer, waitFor } from './helpers/nbd-test-server.js';
@@ -24,24 +25,6 @@ function setup(device = new MemoryBlockDevice({ sizeBytes: SIZE })): {
   device: MemoryBlockDevice;
 } {
   return { provider: new StaticExportProvider([{ name: 'vol1', device }]), device };
-}
-
-/** Wait until `value()` has not changed for `quietMs` (bounded by the overall timeout). */
-async function settled(value: () => number, quietMs = 100, timeoutMs = 5000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let last = value();
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    const now = value();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) {
-      return now;
-    }
-  }
-  return last;
 }
 
 t.test('in-flight requests per connection stay under the limit; a flood still completes', async (t) => {
