@@ -21,8 +21,8 @@ import { type NbdTlsOptions, tlsModeOf, upgradeToServerTls } from './tls-upgrade
  * TransmissionSession, and owns three rules:
  *
  * - Backpressure: it pulls a request only while in-flight requests and
- *   bytes (including replies queued in the socket) are under the limits,
- *   and pauses the socket otherwise; it never buffers without bound.
+ *   bytes (including replies not yet handed to the kernel) are under the
+ *   limits, and pauses the socket otherwise; it never buffers without bound.
  * - Replies are whole buffers written in completion order. In transmission
  *   those finishing in the same event-loop turn leave in one write
  *   (outgoing-frames.ts, shared with the replica links): replies up to
@@ -31,6 +31,8 @@ import { type NbdTlsOptions, tlsModeOf, upgradeToServerTls } from './tls-upgrade
  *   4/5): a socket.write per reply under cork cost a Writable pass, a write
  *   request and, for a 16-byte reply, a fresh off-heap backing store each;
  *   at qd32 that was most of the NBD side's share of the owner's CPU.
+ *   Replies made inside a socket data callback (inline reads and writes)
+ *   leave at its end (OutgoingFrames.beginBatch), not on the next tick.
  * - The export handle is released exactly once, after the socket is gone
  *   and every in-flight device call has completed.
  *
@@ -203,7 +205,18 @@ export class NbdConnection {
 
   private onData(chunk: Buffer): void {
     this.reader.push(chunk);
-    this.pump();
+    const outgoing = this.outgoing;
+    if (outgoing === undefined) {
+      this.pump();
+      return;
+    }
+    // Replies made in this callback (inline reads and writes) leave at its end, not a tick later.
+    outgoing.beginBatch();
+    try {
+      this.pump();
+    } finally {
+      outgoing.endBatch();
+    }
   }
 
   /** Pull and handle messages while there is room; re-entrant calls fold into the running loop. */
