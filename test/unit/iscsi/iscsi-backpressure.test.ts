@@ -27,11 +27,18 @@ function readsInOneSegment(count: number): Buffer {
 /** Read PDUs until `count` commands have had their status (phase-collapsed into their last Data-In). */
 async function readAnswers(t: Test, client: RawIscsiClient, count: number): Promise<void> {
   let answered = 0;
+  const unexpected: string[] = [];
   while (answered < count) {
     const pdu = await client.read(10_000);
-    t.equal((pdu.bhs[0] ?? 0) & 0x3f, 0x25, 'Data-In');
-    if (((pdu.bhs[1] ?? 0) & 0x01) !== 0) answered += 1;
+    const opcode = (pdu.bhs[0] ?? 0) & 0x3f;
+    if (opcode !== 0x25) {
+      unexpected.push(`opcode 0x${opcode.toString(16)}`);
+    } else if (((pdu.bhs[1] ?? 0) & 0x01) !== 0) {
+      answered += 1;
+      if (pdu.bhs[3] !== 0) unexpected.push(`status 0x${(pdu.bhs[3] ?? 0).toString(16)}`);
+    }
   }
+  t.same(unexpected, [], 'only Data-In, each command GOOD in its last one');
 }
 
 t.test('reads in flight stop at the bound while the device holds them, then all run', async (t) => {
