@@ -3,7 +3,7 @@ import { toError } from '../../common/plinth-error.js';
 import type { ExportProvider } from '../export-provider.js';
 import type { BufferPool } from '../buffer-pool.js';
 import { DataOutCollector } from './data-out-collector.js';
-import { planScsiReply, planTargetFailure, type ReplyPart, type ReplyTask } from './data-in-writer.js';
+import { planScsiReply, planTargetFailure, type ReplyPart } from './data-in-writer.js';
 import { answerSendTargets, type Portal } from './discovery.js';
 import {
   LogoutReason,
@@ -111,7 +111,7 @@ export class FullFeaturePhase {
   }
 
   /**
-   * False while the reads of admitted commands reach the bound: the
+   * False while the reads of released commands reach the bound: the
    * connection stops taking PDUs, and port.resumeReading() says when to go
    * on. They end without the initiator's help (no Data-Out), so this
    * pause cannot wait on itself.
@@ -440,7 +440,7 @@ export class FullFeaturePhase {
     const params = this.session.parameters;
     let parts: ReplyPart[];
     try {
-      parts = planScsiReply(replyTaskOf(task), response, {
+      parts = planScsiReply(task, response, {
         maxSegmentBytes: params.initiatorMaxRecvDataSegmentLength,
         maxBurstLength: params.maxBurstLength,
       });
@@ -467,7 +467,7 @@ export class FullFeaturePhase {
     this.logger.warn({ err: toError(error), itt: task.command.initiatorTaskTag }, 'SCSI command failed in the device; dropping the connection');
     this.endTask(task);
     if (task.aborted) return;
-    for (const part of planTargetFailure(replyTaskOf(task))) this.port.send(part);
+    for (const part of planTargetFailure(task)) this.port.send(part);
     queueMicrotask(() => this.port.disconnect('device failed'));
   }
 
@@ -613,15 +613,4 @@ export class FullFeaturePhase {
       encode: (sequence) => encodeLogoutResponse({ ...sequence, initiatorTaskTag: pdu.initiatorTaskTag, response }),
     });
   }
-}
-
-function replyTaskOf(task: TaskState): ReplyTask {
-  const { command } = task;
-  return {
-    initiatorTaskTag: command.initiatorTaskTag,
-    direction: task.direction,
-    expectedDataTransferLength: command.expectedDataTransferLength,
-    expectedBidiReadLength: command.expectedBidiReadLength,
-    r2tCount: task.r2tCount,
-  };
 }

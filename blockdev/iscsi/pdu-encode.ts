@@ -31,17 +31,17 @@ function residualFlags(fields: ResidualFields): number {
   return 0;
 }
 
+export type ScsiResponseFields = SequenceFields &
+  ResidualFields & {
+    readonly initiatorTaskTag: number;
+    readonly response: number;
+    readonly status: number;
+    readonly expDataSN: number;
+    readonly sense?: Buffer | undefined;
+  };
+
 /** §11.4 SCSI Response; sense data goes in the data segment behind a 2-byte SenseLength (§11.4.7.2). */
-export function encodeScsiResponse(
-  fields: SequenceFields &
-    ResidualFields & {
-      readonly initiatorTaskTag: number;
-      readonly response: number;
-      readonly status: number;
-      readonly expDataSN: number;
-      readonly sense?: Buffer | undefined;
-    },
-): OutgoingPdu {
+export function encodeScsiResponse(fields: ScsiResponseFields): OutgoingPdu {
   const bhs = newBhs(TargetOpcode.SCSI_RESPONSE, 0x80 | residualFlags(fields));
   bhs[2] = fields.response;
   bhs[3] = fields.status;
@@ -58,18 +58,18 @@ export function encodeScsiResponse(
   return { bhs, data };
 }
 
+export type DataInFields = SequenceFields &
+  ResidualFields & {
+    readonly final: boolean;
+    readonly initiatorTaskTag: number;
+    readonly dataSN: number;
+    readonly bufferOffset: number;
+    readonly status: number | undefined;
+    readonly data: Buffer;
+  };
+
 /** §11.7 SCSI Data-In; with `status` the S bit carries phase-collapsed status (§11.7.1). */
-export function encodeDataIn(
-  fields: SequenceFields &
-    ResidualFields & {
-      readonly final: boolean;
-      readonly initiatorTaskTag: number;
-      readonly dataSN: number;
-      readonly bufferOffset: number;
-      readonly status: number | undefined;
-      readonly data: Buffer;
-    },
-): OutgoingPdu {
+export function encodeDataIn(fields: DataInFields): OutgoingPdu {
   const withStatus = fields.status !== undefined;
   const flags = (fields.final ? 0x80 : 0) | (withStatus ? 0x01 | residualFlags(fields) : 0);
   const bhs = newBhs(TargetOpcode.DATA_IN, flags);

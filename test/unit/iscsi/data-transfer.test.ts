@@ -76,7 +76,11 @@ t.test('sequence errors: DataSN, offset, unknown TTT, overrun, early F', async (
   t.equal(DataOutCollector.validateImmediate(4096, 4096, 8192), undefined);
 });
 
-const READ_TASK = { initiatorTaskTag: 7, direction: 'read' as const, expectedDataTransferLength: 10000, expectedBidiReadLength: undefined, r2tCount: 0 };
+const READ_TASK = {
+  command: { initiatorTaskTag: 7, expectedDataTransferLength: 10000, expectedBidiReadLength: undefined },
+  direction: 'read' as const,
+  r2tCount: 0,
+};
 
 t.test('Data-In: segments of MaxRecvDataSegmentLength, F per burst, status collapsed into the last', async (t) => {
   const parts = planScsiReply(READ_TASK, { status: 0, dataIn: Buffer.alloc(10000, 1) }, { maxSegmentBytes: 4096, maxBurstLength: 8192 });
@@ -108,12 +112,12 @@ t.test('residuals: underflow and overflow against the expected length', async (t
   const last = short[0]?.encode(SEQ);
   t.equal(last?.bhs[1], 0x80 | 0x02 | 0x01, 'U bit with status');
   t.equal(last?.bhs.readUInt32BE(44), 10000 - 96);
-  const over = planScsiReply({ ...READ_TASK, expectedDataTransferLength: 512 }, { status: 0, dataIn: Buffer.alloc(1024) }, { maxSegmentBytes: 8192, maxBurstLength: 8192 });
+  const over = planScsiReply({ ...READ_TASK, command: { ...READ_TASK.command, expectedDataTransferLength: 512 } }, { status: 0, dataIn: Buffer.alloc(1024) }, { maxSegmentBytes: 8192, maxBurstLength: 8192 });
   const overPdu = over[0]?.encode(SEQ);
   t.equal(overPdu?.data?.length, 512, 'data cut to the expected length');
   t.equal(overPdu?.bhs[1], 0x80 | 0x04 | 0x01, 'O bit');
   t.equal(overPdu?.bhs.readUInt32BE(44), 512);
-  const write = planScsiReply({ ...READ_TASK, direction: 'write', expectedDataTransferLength: 4096 }, { status: 0, transferBytes: 8192 }, { maxSegmentBytes: 8192, maxBurstLength: 8192 });
+  const write = planScsiReply({ ...READ_TASK, direction: 'write', command: { ...READ_TASK.command, expectedDataTransferLength: 4096 } }, { status: 0, transferBytes: 8192 }, { maxSegmentBytes: 8192, maxBurstLength: 8192 });
   const response = write[0]?.encode(SEQ);
   t.equal(response?.bhs[0], 0x21, 'a write gets a SCSI Response');
   t.equal(response?.bhs[1], 0x80 | 0x04);
